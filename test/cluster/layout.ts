@@ -1,0 +1,56 @@
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+// Where the local control plane keeps its state, and the loopback ports it listens on.
+// Ports sit in one block well away from the defaults so a developer's own cluster is untouched.
+
+export const REPO_ROOT = resolve(import.meta.dirname, "../..");
+export const STATE_DIR = resolve(process.env.BATCHROLLOUT_CLUSTER_DIR ?? join(REPO_ROOT, ".cluster"));
+
+export const PORTS = {
+  etcdClient: 16379,
+  etcdPeer: 16380,
+  apiServer: 16443,
+  controllerManager: 16257,
+  scheduler: 16259,
+  kwok: 16247,
+} as const;
+
+/** Pod addresses for all nodes: a /12 holds 4,096 node /24s, so 1,000 nodes fit with room. */
+export const CLUSTER_CIDR = "10.128.0.0/12";
+export const NODE_CIDR_MASK_SIZE = 24;
+export const SERVICE_CIDR = "10.96.0.0/16";
+
+/** Allocatable pods per kwok node, as on a default kubelet. */
+export const PODS_PER_NODE = 110;
+
+/** The operator's non-exempt identity: a ServiceAccount, which APF puts in workload-low. */
+export const OPERATOR_NAMESPACE = "batchrollout-system";
+export const OPERATOR_SERVICE_ACCOUNT = "batchrollout";
+
+export const paths = {
+  state: STATE_DIR,
+  pki: join(STATE_DIR, "pki"),
+  logs: join(STATE_DIR, "logs"),
+  pids: join(STATE_DIR, "pids"),
+  config: join(STATE_DIR, "config"),
+  /** Admin (system:masters): exempt from APF. For setup only, never for measuring. */
+  adminKubeconfig: join(STATE_DIR, "kubeconfig"),
+  /** The operator's ServiceAccount token: what the operator, tests and benchmarks use. */
+  operatorKubeconfig: join(STATE_DIR, "operator.kubeconfig"),
+  /** etcd's data lives on tmpfs when the machine has one: the test bed measures the API server, not a disk. */
+  etcdData: existsSync("/dev/shm")
+    ? join("/dev/shm", `batchrollout-etcd-${createHash("sha256").update(STATE_DIR).digest("hex").slice(0, 12)}`)
+    : join(STATE_DIR, "etcd"),
+};
+
+/** The pinned component versions (test/cluster/versions.env, shared with build-binaries.sh). */
+export const VERSIONS: Record<string, string> = Object.fromEntries(
+  readFileSync(join(REPO_ROOT, "test/cluster/versions.env"), "utf8")
+    .split("\n")
+    .filter((line) => /^[A-Z_]+=/.test(line))
+    .map((line) => line.split("=", 2) as [string, string]),
+);
+
+export const apiServerUrl = `https://127.0.0.1:${PORTS.apiServer}`;
