@@ -40,8 +40,14 @@ export class ApiError extends Error {
 /** The request never got an HTTP answer in time (or the connection broke). */
 export class RequestTimeoutError extends Error {
   override readonly name = "RequestTimeoutError";
-  constructor(readonly method: string, readonly path: string, readonly timeoutMs: number) {
+  readonly method: string;
+  readonly path: string;
+  readonly timeoutMs: number;
+  constructor(method: string, path: string, timeoutMs: number) {
     super(`${method} ${path}: no response within ${timeoutMs} ms`);
+    this.method = method;
+    this.path = path;
+    this.timeoutMs = timeoutMs;
   }
 }
 

@@ -1,0 +1,77 @@
+import { z } from "zod";
+
+// The operator's configuration: command-line flags, each with an environment variable
+// (BATCHROLLOUT_<FLAG_IN_UPPER_SNAKE_CASE>) for the Helm chart. The flag wins over the variable.
+
+export const OperatorConfig = z.object({
+  kubeconfig: z.string().optional().describe("kubeconfig file; default: KUBECONFIG, ~/.kube/config or in-cluster"),
+  watchNamespace: z.string().optional().describe("Namespace to watch; default: all namespaces"),
+  workers: z.coerce.number().int().min(1).max(64).default(4).describe("Rollouts reconciled in parallel"),
+  metricsPort: z.coerce.number().int().min(0).max(65535).default(8080).describe("Port of /metrics (0 = off)"),
+  healthPort: z.coerce.number().int().min(0).max(65535).default(8081).describe("Port of /healthz and /readyz (0 = off)"),
+  bindAddress: z.string().default("0.0.0.0").describe("Address the metrics and health servers listen on"),
+  leaderElect: z
+    .enum(["true", "false"])
+    .default("true")
+    .transform((v) => v === "true")
+    .describe("Run only while holding the leader Lease"),
+  leaderElectionNamespace: z.string().default("batchrollout-system").describe("Namespace of the leader Lease"),
+  leaderElectionId: z.string().default("batchrollout-operator").describe("Name of the leader Lease"),
+  logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  maxWriteConcurrency: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(200)
+    .describe("Upper bound on concurrent pod writes across all rollouts; the sizer works below it"),
+  apiServerMetrics: z
+    .enum(["true", "false"])
+    .default("true")
+    .transform((v) => v === "true")
+    .describe("Scrape kube-apiserver /metrics for the APF guardrail when RBAC allows"),
+});
+
+export type OperatorConfig = z.infer<typeof OperatorConfig>;
+
+const toEnvName = (flag: string) => `BATCHROLLOUT_${flag.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+const toFlagName = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/**
+ * Reads `--flag=value` / `--flag value` arguments and BATCHROLLOUT_* variables. Unknown flags and
+ * invalid values fail with a message naming the flag, so a typo never silently takes a default.
+ */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorConfig {
+  const keys = Object.keys(OperatorConfig.shape);
+  const byFlag = new Map(keys.map((k) => [toFlagName(k), k]));
+  const raw: Record<string, string> = {};
+  for (const key of keys) {
+    const value = env[toEnvName(key)];
+    if (value !== undefined) raw[key] = value;
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("--")) throw new Error(`unexpected argument "${arg}"`);
+    const [flag, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+    const key = byFlag.get(flag);
+    if (!key) throw new Error(`unknown flag --${flag}; known flags: ${[...byFlag.keys()].map((f) => `--${f}`).join(", ")}`);
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new Error(`flag --${flag} needs a value`);
+    raw[key] = value;
+  }
+  const parsed = OperatorConfig.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const key = String(issue.path[0] ?? "");
+      return `--${toFlagName(key)} (${toEnvName(key)}): ${issue.message}`;
+    });
+    throw new Error(`invalid configuration:\n  ${problems.join("\n  ")}`);
+  }
+  return parsed.data;
+}
+
+export function configUsage(): string {
+  return Object.entries(OperatorConfig.shape)
+    .map(([key, schema]) => `  --${toFlagName(key).padEnd(28)} ${schema.description ?? ""} [${toEnvName(key)}]`)
+    .join("\n");
+}
