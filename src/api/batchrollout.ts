@@ -1,0 +1,233 @@
+import { z } from "zod";
+import { Duration } from "./duration.ts";
+import { WAVE_SIZE_RULES, reservedTemplateLabelsRule, withRules } from "./crd-rules.ts";
+
+// The BatchRollout API, batchrollout.dev/v1alpha1. These schemas are the one source of truth:
+// TypeScript types are inferred from them and the CRD in crds/ is generated from them
+// (scripts/gen-crd.ts); cross-field rules that the API server must enforce live in crd-rules.ts.
+
+export const GROUP = "batchrollout.dev";
+export const VERSION = "v1alpha1";
+export const KIND = "BatchRollout";
+export const PLURAL = "batchrollouts";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** Labels every pod of a rollout carries. */
+export const LABEL_NAME = `${GROUP}/name`;
+export const LABEL_ORDINAL = `${GROUP}/ordinal`;
+export const LABEL_TEMPLATE_HASH = `${GROUP}/template-hash`;
+export const FINALIZER = `${GROUP}/pods`;
+
+/** Largest rollout we accept: ordinals must stay readable in pod names and status counts sane. */
+export const MAX_REPLICAS = 1_000_000;
+
+const Count = z.int().min(0).max(MAX_REPLICAS);
+
+export const WaveStrategy = z.enum(["Adaptive", "Fixed"]);
+
+export const Waves = withRules(
+  z
+    .object({
+      strategy: WaveStrategy.default("Adaptive").describe(
+        "Adaptive sizes each wave from live cluster signals; Fixed creates initialSize pods per wave.",
+      ),
+      initialSize: z.int().min(1).max(MAX_REPLICAS).default(50).describe("Size of the first wave (every wave, for Fixed)."),
+      minSize: z.int().min(1).max(MAX_REPLICAS).default(10).describe("Adaptive waves never shrink below this, unless a guard caps them."),
+      maxSize: z.int().min(1).max(MAX_REPLICAS).default(2000).describe("Adaptive waves never grow above this."),
+      minInterval: Duration.default("1s").describe("Least time between the starts of two waves."),
+    })
+    .describe("How pods are created (and deleted) in waves. Adaptive requires minSize <= initialSize <= maxSize."),
+  WAVE_SIZE_RULES,
+);
+
+export const SchedulerScope = z.enum(["Rollout", "Cluster"]);
+export const IpamProvider = z.enum(["Auto", "NodePodCIDR", "Calico", "Cilium", "Whereabouts", "AwsVpcCni", "None"]);
+
+/** A count of addresses, or a percentage of the pool from "0%" to "100%". */
+export const IntOrPercent = z.union([
+  z.int().min(0),
+  z.string().regex(/^(100|[1-9]?[0-9])%$/, 'must be a count or a percentage from "0%" to "100%", such as "5%"'),
+]);
+
+export const Guards = z.object({
+  apiServer: z
+    .object({
+      latencyTarget: Duration.default("1s").describe("Write latency (p90) above which waves shrink."),
+    })
+    .prefault({}),
+  scheduler: z
+    .object({
+      maxPending: z.int().min(0).max(MAX_REPLICAS).default(500).describe("No new wave while this many pods wait for the scheduler."),
+      scope: SchedulerScope.default("Rollout").describe("Count pending pods of this rollout only, or of the whole cluster."),
+    })
+    .prefault({}),
+  ipam: z
+    .object({
+      provider: IpamProvider.default("Auto"),
+      reserve: IntOrPercent.default("5%").describe("Pod IPs kept free for everyone else."),
+      metricsURL: z.url().optional().describe("ipamd metrics endpoint, for provider AwsVpcCni."),
+    })
+    .prefault({}),
+});
+
+export const FailureAction = z.enum(["Pause", "Continue"]);
+
+export const FailurePolicy = z
+  .object({
+    maxFailedPods: z.int().min(0).max(MAX_REPLICAS).default(50).describe("Failed pods tolerated before the action is taken."),
+    action: FailureAction.default("Pause").describe(
+      "Pause stops creating pods once more than maxFailedPods have failed; Continue only reports it.",
+    ),
+  })
+  .describe("Failed pods are kept for inspection and never replaced; this says when to stop creating more.");
+
+const StringMap = z.record(z.string(), z.string());
+
+/**
+ * A PodTemplateSpec. The fields the operator relies on are checked here; the rest of the pod spec
+ * is passed through and judged by the API server when the pod is created.
+ */
+export const PodTemplate = withRules(
+  z
+    .object({
+      metadata: z
+        .object({ labels: StringMap.optional(), annotations: StringMap.optional() })
+        .optional()
+        .describe(`Labels and annotations for every pod; labels under ${GROUP}/ are the operator's.`),
+      spec: z
+        .looseObject({
+          containers: z
+            .array(z.looseObject({ name: z.string().min(1), image: z.string().min(1) }))
+            .min(1, "a pod template needs at least one container"),
+        })
+        .describe("A core/v1 PodSpec, checked in full by the API server when a pod is created."),
+    })
+    .describe("The template of every pod. Changing it affects pods created afterwards; existing pods are kept."),
+  [reservedTemplateLabelsRule(`${GROUP}/`)],
+);
+
+export const BatchRolloutSpec = z.object({
+  replicas: Count.describe("Pods to run, named <name>-<ordinal> for ordinal 0..replicas-1."),
+  template: PodTemplate,
+  paused: z.boolean().default(false).describe("No pod is created or deleted while paused."),
+  priority: z.int().min(1).max(100).default(1).describe("Weight of this rollout's share of the cluster's write budget."),
+  waves: Waves.prefault({}),
+  guards: Guards.prefault({}).describe("Cluster signals that bound each wave."),
+  failurePolicy: FailurePolicy.prefault({}),
+});
+
+// ---- status ----
+
+/** Which bound decided the size of the current wave (or why there is none). */
+export const LimitedBy = z.enum([
+  "None", // nothing to do
+  "Fixed", // Fixed strategy
+  "Rate", // the adaptive rate (AIMD / latency gradient) at its current value
+  "ApiServer", // 429s or Retry-After from the API server
+  "Latency", // write latency above the target
+  "Scheduler", // too many pods waiting for the scheduler
+  "IPAM", // pod IP headroom minus reserve
+  "NodeCapacity", // allocatable pod slots on eligible nodes
+  "Budget", // the cluster-wide write budget shared with other rollouts
+  "Remaining", // fewer pods left than the wave could take
+  "MinInterval", // waiting for spec.waves.minInterval
+  "Paused", // spec.paused
+  "FailurePolicy", // too many failed pods
+  "Deleting", // the rollout is being deleted
+  "TemplateRejected", // the API server refused to create a pod from the current template
+]);
+
+export const Condition = z.object({
+  type: z.string(),
+  status: z.enum(["True", "False", "Unknown"]),
+  observedGeneration: z.int().min(0).optional(),
+  lastTransitionTime: z.string(),
+  reason: z.string(),
+  message: z.string(),
+});
+
+export const WaveStatus = z.object({
+  number: z.int().min(0).describe("Waves started so far."),
+  size: z.int().min(0).describe("Pods the current wave creates or deletes."),
+  limitedBy: LimitedBy,
+  message: z.string().optional().describe("Why the wave has this size, in words a person can act on."),
+  startTime: z.string().optional(),
+});
+
+export const SignalsStatus = z.object({
+  apiServer: z
+    .object({
+      flowSchema: z.string().optional(),
+      priorityLevel: z.string().optional(),
+      writeLatencyP90Ms: z.number().min(0).optional(),
+      throttled: z.int().min(0).optional().describe("429 responses seen by this rollout's writes."),
+      retryAfterSeconds: z.number().min(0).optional(),
+    })
+    .optional(),
+  scheduler: z
+    .object({
+      pending: z.int().min(0),
+      unschedulable: z.int().min(0).optional(),
+      gated: z.int().min(0).optional(),
+    })
+    .optional(),
+  ipam: z
+    .object({
+      provider: z.string(),
+      free: z.int().min(0).optional(),
+      message: z.string().optional(),
+    })
+    .optional(),
+});
+
+export const BatchRolloutStatus = z.object({
+  observedGeneration: z.int().min(0).optional().describe("The metadata.generation this status describes."),
+  replicas: Count.default(0).describe("Pods of this rollout that exist and are not being deleted."),
+  updatedReplicas: Count.default(0).describe("Of those, pods created from the current template."),
+  scheduledReplicas: Count.default(0).describe("Of those, pods bound to a node."),
+  runningReplicas: Count.default(0).describe("Of those, pods in phase Running."),
+  readyReplicas: Count.default(0).describe("Of those, pods whose Ready condition is True."),
+  succeededReplicas: Count.default(0).describe("Of those, pods in phase Succeeded."),
+  failedReplicas: Count.default(0).describe("Of those, pods in phase Failed; they are kept and not replaced."),
+  selector: z.string().optional().describe("Label selector of the pods, for the scale subresource."),
+  wave: WaveStatus.optional(),
+  signals: SignalsStatus.optional(),
+  conditions: z
+    .array(Condition)
+    .optional()
+    .describe("Ready, Progressing and Stalled, kstatus-compatible.")
+    // One entry per type, merged by type under server-side apply, as metav1.Condition lists are.
+    .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] }),
+});
+
+export const ObjectMeta = z.looseObject({
+  name: z.string(),
+  namespace: z.string().optional(),
+  uid: z.string().optional(),
+  generation: z.int().optional(),
+  resourceVersion: z.string().optional(),
+  deletionTimestamp: z.string().optional(),
+  finalizers: z.array(z.string()).optional(),
+  labels: StringMap.optional(),
+  annotations: StringMap.optional(),
+});
+
+export const BatchRollout = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal(KIND),
+  metadata: ObjectMeta,
+  spec: BatchRolloutSpec,
+  status: BatchRolloutStatus.optional(),
+});
+
+export type BatchRolloutSpec = z.infer<typeof BatchRolloutSpec>;
+export type BatchRolloutStatus = z.infer<typeof BatchRolloutStatus>;
+export type BatchRollout = z.infer<typeof BatchRollout>;
+export type PodTemplate = z.infer<typeof PodTemplate>;
+export type Condition = z.infer<typeof Condition>;
+export type WaveStatus = z.infer<typeof WaveStatus>;
+export type SignalsStatus = z.infer<typeof SignalsStatus>;
+export type LimitedBy = z.infer<typeof LimitedBy>;
+export type WaveStrategy = z.infer<typeof WaveStrategy>;
+export type IpamProvider = z.infer<typeof IpamProvider>;
+export type SchedulerScope = z.infer<typeof SchedulerScope>;

@@ -1,0 +1,125 @@
+import type { z } from "zod";
+
+// Cross-field rules of the BatchRollout spec. Each rule is written once, as one object that carries
+// both judges side by side: CEL for the API server (emitted into the CRD as x-kubernetes-validations)
+// and the same predicate in TypeScript for the operator (a zod refinement), so a spec that slips past
+// the API server (an older CRD installed, validation ratcheting on update) gets the same error, at the
+// same field, with the same words. `withRules` attaches a rule list to a zod schema for both at once.
+//
+// This file imports nothing at runtime from batchrollout.ts: batchrollout.ts imports it, and a cycle
+// between the two would leave one of them half-initialised depending on which is loaded first.
+
+/** Reasons the API server accepts on an x-kubernetes-validations rule. */
+export type RuleReason = "FieldValueInvalid" | "FieldValueForbidden" | "FieldValueRequired" | "FieldValueDuplicate";
+
+export interface CrossFieldRule<T> {
+  /** CEL over `self` (the object the rule is attached to); true means valid. */
+  rule: string;
+  /**
+   * What both judges say when the rule is broken. A fixed text on purpose: a CEL messageExpression
+   * that prints the values (`string(self.minSize)`) has an unbounded estimated cost and the API
+   * server refuses the CRD; the field path and the kubectl error already say where.
+   */
+  message: string;
+  /** The field the error points at, relative to `self`, in the API server's syntax (".minSize"). */
+  fieldPath: string;
+  reason: RuleReason;
+  /** The same rule in TypeScript. */
+  violated(self: T): boolean;
+}
+
+/** A rule as it appears in the CRD (a rule about the field itself has no fieldPath). */
+export type CelValidation = Omit<CrossFieldRule<unknown>, "violated" | "fieldPath"> & { fieldPath?: string };
+
+export const CEL_VALIDATIONS_KEY = "x-kubernetes-validations";
+
+export function toCelValidation(rule: CrossFieldRule<never>): CelValidation {
+  return { rule: rule.rule, message: rule.message, fieldPath: rule.fieldPath, reason: rule.reason };
+}
+
+/** ".a.b" → ["a", "b"]: the zod issue path that matches the API server's fieldPath. */
+export function fieldPathSegments(fieldPath: string): string[] {
+  return fieldPath.split(".").filter((segment) => segment !== "");
+}
+
+/**
+ * Attaches rules to a zod schema: as a refinement (checked after the schema's own fields parsed, so
+ * defaults are in place, as they are when the API server runs CEL) and as CRD metadata that
+ * z.toJSONSchema carries into the generated schema at exactly this node.
+ */
+export function withRules<S extends z.ZodType>(schema: S, rules: readonly CrossFieldRule<z.output<S>>[]): S {
+  return schema
+    .superRefine((value, ctx) => {
+      for (const rule of rules) {
+        if (rule.violated(value)) {
+          ctx.addIssue({ code: "custom", message: rule.message, path: fieldPathSegments(rule.fieldPath), input: value });
+        }
+      }
+    })
+    .meta({ [CEL_VALIDATIONS_KEY]: rules.map(toCelValidation) });
+}
+
+// ---- the rules ----
+
+interface WaveSizes {
+  strategy: string;
+  initialSize: number;
+  minSize: number;
+  maxSize: number;
+}
+
+const ADAPTIVE = "Adaptive";
+
+/**
+ * Adaptive waves start at initialSize and move between minSize and maxSize, so the start must lie
+ * inside the bounds. Fixed waves use initialSize only; their min/max are ignored rather than
+ * rejected, so `{strategy: Fixed, initialSize: 5}` works without touching the defaults.
+ */
+export const WAVE_SIZE_RULES: readonly CrossFieldRule<WaveSizes>[] = [
+  {
+    rule: `self.strategy != '${ADAPTIVE}' || self.minSize <= self.initialSize`,
+    message: "spec.waves.minSize must not exceed spec.waves.initialSize for the Adaptive strategy",
+    fieldPath: ".minSize",
+    reason: "FieldValueInvalid",
+    violated: (w) => w.strategy === ADAPTIVE && w.minSize > w.initialSize,
+  },
+  {
+    rule: `self.strategy != '${ADAPTIVE}' || self.initialSize <= self.maxSize`,
+    message: "spec.waves.initialSize must not exceed spec.waves.maxSize for the Adaptive strategy",
+    fieldPath: ".initialSize",
+    reason: "FieldValueInvalid",
+    violated: (w) => w.strategy === ADAPTIVE && w.initialSize > w.maxSize,
+  },
+];
+
+interface TemplateLabels {
+  metadata?: { labels?: Record<string, string> | undefined } | undefined;
+}
+
+/**
+ * The operator stamps its own labels (name, ordinal, template hash) on every pod and finds its pods
+ * by them; a template that sets any label under the operator's prefix would either be overwritten
+ * or, worse, make pods of one rollout look like pods of another.
+ */
+export function reservedTemplateLabelsRule(reservedPrefix: string): CrossFieldRule<TemplateLabels> {
+  return {
+    rule: `!has(self.metadata) || !has(self.metadata.labels) || self.metadata.labels.all(k, !k.startsWith('${reservedPrefix}'))`,
+    message: `spec.template.metadata.labels must not set labels under ${reservedPrefix}: the operator sets them on every pod`,
+    fieldPath: ".metadata.labels",
+    reason: "FieldValueForbidden",
+    violated: (template) => Object.keys(template.metadata?.labels ?? {}).some((key) => key.startsWith(reservedPrefix)),
+  };
+}
+
+// ---- reporting ----
+
+/**
+ * zod issues of a spec as the API server would word them ("spec.waves.minSize: ..."), so the
+ * operator's Stalled message and events read like kubectl's error for the same spec.
+ */
+export function describeSpecIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.map((issue) => {
+    const path = ["spec", ...issue.path.map(String)].join(".");
+    return issue.message.startsWith(`${path} `) ? issue.message : `${path}: ${issue.message}`;
+  });
+}

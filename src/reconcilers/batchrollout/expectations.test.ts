@@ -1,0 +1,33 @@
+import { describe, expect, it } from "vitest";
+import { EXPECTATION_TTL_MS, Expectations } from "./expectations.ts";
+
+describe("Expectations", () => {
+  it("holds creates and deletes until observed", () => {
+    const e = new Expectations(() => 0);
+    e.expectCreate("ns/a", 3);
+    e.expectCreate("ns/a", 4);
+    e.expectDelete("ns/a", "a-9");
+    expect(e.pending("ns/a")).toEqual({ creates: new Set([3, 4]), deletes: new Set(["a-9"]) });
+    e.observeCreate("ns/a", 3);
+    e.observeDelete("ns/a", "a-9");
+    expect(e.pending("ns/a")).toEqual({ creates: new Set([4]), deletes: new Set() });
+    expect(e.pending("ns/other")).toEqual({ creates: new Set(), deletes: new Set() });
+  });
+
+  it("drops expectations past their TTL", () => {
+    let now = 0;
+    const e = new Expectations(() => now);
+    e.expectCreate("ns/a", 1);
+    now = EXPECTATION_TTL_MS - 1;
+    e.expectCreate("ns/a", 2);
+    now = EXPECTATION_TTL_MS + 1;
+    expect(e.pending("ns/a").creates).toEqual(new Set([2]));
+  });
+
+  it("forgets a rollout entirely", () => {
+    const e = new Expectations(() => 0);
+    e.expectCreate("ns/a", 1);
+    e.forget("ns/a");
+    expect(e.pending("ns/a").creates.size).toBe(0);
+  });
+});

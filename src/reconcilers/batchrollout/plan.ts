@@ -1,0 +1,489 @@
+import { FINALIZER } from "../../api/batchrollout.ts";
+import type { BatchRollout, BatchRolloutSpec, LimitedBy, SignalsStatus, WaveStatus } from "../../api/batchrollout.ts";
+import { durationToMs } from "../../api/duration.ts";
+import { ConditionStatus, ConditionType, EventReason, EventType, HoldReason, StallReason } from "./conditions.ts";
+import type { ObservedPod } from "./observed.ts";
+import { podName } from "./observed.ts";
+
+/*
+ * The planner: a pure function from what the reconciler observed to what it should write next.
+ * No I/O, no clock (time comes in as `now`, ms since the epoch), no randomness: the same input
+ * always gives the same plan, so every rule below has a unit test with plain objects.
+ *
+ * Pods
+ *   A rollout owns pods named `<name>-<ordinal>` for ordinals 0..replicas-1, labelled with the
+ *   ordinal. A pod whose name is not `<name>-<its ordinal label>` is not ours and is ignored.
+ *   A desired ordinal with no pod (never created, or deleted or evicted by someone else) is created;
+ *   the lowest missing ordinal goes first. A pod being deleted (deletionTimestamp set, or a delete of
+ *   ours in flight) still holds its name, so its ordinal is not recreated until it is gone.
+ *   Pods with ordinal >= replicas are deleted, highest ordinal first.
+ *
+ * Waves
+ *   Writes go out in waves. The wave size comes from the sizer (`capacity`, which for the Fixed
+ *   strategy is initialSize); creates and deletes of one wave share it, deletes first, since they
+ *   free what creates need. A new wave starts only when
+ *     - the previous wave's writes are done: no create or delete in flight (expectations). The
+ *       informer's cache lags the API server, so a pod we created may not be visible yet; counting
+ *       in-flight creates as created and in-flight deletes as gone is what stops a double create
+ *       or a double delete, and waiting for them keeps waves from overlapping;
+ *     - spec.waves.minInterval has passed since status.wave.startTime; otherwise the plan asks to
+ *       be requeued after the rest of the interval and records limitedBy MinInterval. A startTime in
+ *       the future (clock skew between leaders) waits at most one interval.
+ *   Guards that protect pod placement (Scheduler, IPAM, NodeCapacity) bound creates only: deleting
+ *   pods relieves them, so deletes never drop below the floor size (waves.minSize, or initialSize
+ *   for Fixed). Guards on the API server (ApiServer, Latency, Rate, Budget) bound deletes as well.
+ *   A wave of size 0 with work left asks to be requeued after the sizer's waitMs, or
+ *   ZERO_CAPACITY_REQUEUE_MS, because the signal that reopens it (free IPs, a drained API server
+ *   queue) need not produce an event for this rollout.
+ *
+ * Stops (checked in this order; each keeps the wave number and records size 0)
+ *   - spec.paused: no create and no delete; limitedBy Paused; a Paused event when it starts.
+ *   - template rejected: the API server refused a create with a non-retryable 4xx other than 409
+ *     (`lastWriteError`), or the previous status holds Stalled=True reason TemplateRejected for this
+ *     generation. Creation stops until metadata.generation changes (the user edited the spec);
+ *     Stalled carries the API server's message. Deletes (scale down) go on.
+ *   - failure budget: failed pods are kept for inspection and never replaced. When more than
+ *     failurePolicy.maxFailedPods have failed and the action is Pause, creation stops (limitedBy
+ *     FailurePolicy, Stalled reason FailureBudgetExceeded); with Continue it goes on, and a
+ *     FailurePolicy warning is emitted once when the budget is crossed.
+ *   - no capacity: the sizer allows no pod. IPAM and NodeCapacity at zero are stalls
+ *     (InsufficientPodIPs, InsufficientNodeCapacity); Scheduler at zero is a stall
+ *     (PodsUnschedulable) when pods of this rollout are unschedulable, otherwise a wait for the
+ *     backlog to drain (WaitingForCapacity), as are the API server guards.
+ *
+ * Template changes
+ *   New pods use the current template (and carry its hash); existing pods are left alone. Status
+ *   counts pods of the current template as updatedReplicas.
+ *
+ * Deletion (metadata.deletionTimestamp set)
+ *   While our finalizer is present, every pod is deleted in waves paced as above, highest ordinal
+ *   first, whether or not the rollout is paused (a paused rollout would otherwise hold its namespace
+ *   forever). The finalizer is released once no pod is left that is not already terminating and no
+ *   write is in flight. A live rollout without the finalizer gets it (act adds it before any create).
+ *
+ * Events are emitted on transitions only (a wave starts, a stop begins), never once per reconcile.
+ */
+
+/** How long to wait before looking again when the sizer allows no pod and gave no Retry-After. */
+export const ZERO_CAPACITY_REQUEUE_MS = 5_000;
+
+/** Ordinal ranges spelled out in an event message before the rest is summarised. */
+export const MAX_RANGES_IN_MESSAGE = 5;
+
+/** Guards that protect pod placement: they bound creates, not the deletes that relieve them. */
+const PLACEMENT_GUARDS: ReadonlySet<LimitedBy> = new Set<LimitedBy>(["Scheduler", "IPAM", "NodeCapacity"]);
+
+/** What the wave sizer allows for the next wave, and why (a WaveDecision from src/ratelimit fits). */
+export interface WaveCapacity {
+  size: number;
+  limitedBy: LimitedBy;
+  message?: string;
+  /** When size is 0: how long until the bound may lift (a Retry-After, say); 0 or absent if unknown. */
+  waitMs?: number;
+}
+
+/**
+ * Writes sent to the API server whose result the informer's cache does not show yet: a snapshot
+ * of the Expectations store (expectations.ts, `pending(key)`).
+ */
+export interface PendingWrites {
+  /** Ordinals whose create is in flight. */
+  creates: ReadonlySet<number>;
+  /** Names of pods whose delete is in flight. */
+  deletes: ReadonlySet<string>;
+}
+
+/** A create the API server refused with a non-retryable 4xx other than 409. */
+export interface WriteError {
+  code: number;
+  reason: string;
+  message: string;
+  podName?: string;
+}
+
+export interface PlanInput {
+  rollout: Pick<BatchRollout, "metadata" | "spec" | "status">;
+  pods: readonly ObservedPod[];
+  expectations: PendingWrites;
+  capacity: WaveCapacity;
+  /** Hash of the current spec.template, as pods carry it in their template-hash label. */
+  templateHash: string;
+  lastWriteError?: WriteError;
+  /** Signals the sizer read, passed through to status. */
+  signals?: SignalsStatus;
+  now: number;
+}
+
+export interface PlanEvent {
+  type: EventType;
+  reason: EventReason;
+  message: string;
+}
+
+/** Why work that remains is not being written. */
+export interface Blocker {
+  reason: StallReason | HoldReason;
+  message: string;
+  /** The rollout cannot move on by itself (Stalled=True), as opposed to waiting. */
+  stalled: boolean;
+}
+
+/** Where the pods stand against the spec; computed once and shared by the plan and the status. */
+export interface Progress {
+  desired: number;
+  /** Desired ordinals with a pod that is not being deleted. */
+  present: number;
+  /** Desired ordinals with no pod at all and no create in flight: what a wave may create. */
+  missing: number;
+  /** Desired ordinals whose create is in flight and not yet seen. */
+  creating: number;
+  /** Desired ordinals whose pod is Ready or Succeeded. */
+  complete: number;
+  /** Pods with ordinal >= replicas that are not being deleted (including those with a delete in flight). */
+  extra: number;
+  failed: number;
+  unschedulable: number;
+  /** The scheduler's message for the lowest unschedulable ordinal. */
+  unschedulableMessage?: string;
+}
+
+export interface Plan {
+  /** Ordinals to create, lowest first. */
+  creates: number[];
+  /** Names of pods to delete, highest ordinal first. */
+  deletes: string[];
+  requeueAfterMs?: number;
+  addFinalizer: boolean;
+  removeFinalizer: boolean;
+  /** A new wave starts with this plan's writes (wave.number was incremented). */
+  waveStarted: boolean;
+  /** The wave to record in status. */
+  wave: WaveStatus;
+  blocker?: Blocker;
+  progress: Progress;
+  events: PlanEvent[];
+}
+
+/** Our pods, one per ordinal: pods named anything but `<name>-<ordinal>` are someone else's. */
+function ownPods(name: string, pods: readonly ObservedPod[]): Map<number, ObservedPod> {
+  const byOrdinal = new Map<number, ObservedPod>();
+  for (const pod of pods) if (pod.name === podName(name, pod.ordinal)) byOrdinal.set(pod.ordinal, pod);
+  return byOrdinal;
+}
+
+interface Assessment {
+  progress: Progress;
+  /** Ordinals a wave may create, lowest first. */
+  missing: number[];
+  /** Pods a wave may delete (ordinal >= desired, not terminating, no delete in flight), highest first. */
+  extras: ObservedPod[];
+}
+
+function assess(desired: number, byOrdinal: Map<number, ObservedPod>, expectations: PendingWrites): Assessment {
+  const missing: number[] = [];
+  let present = 0;
+  let creating = 0;
+  let complete = 0;
+  for (let ordinal = 0; ordinal < desired; ordinal++) {
+    const pod = byOrdinal.get(ordinal);
+    if (pod === undefined) {
+      if (expectations.creates.has(ordinal)) creating++;
+      else missing.push(ordinal);
+    } else if (!pod.deleting) {
+      present++;
+      if (pod.ready || pod.phase === "Succeeded") complete++;
+    }
+  }
+  const extras: ObservedPod[] = [];
+  let extra = 0;
+  let failed = 0;
+  let unschedulable = 0;
+  // The lowest ordinal's message, so the text does not depend on the cache's iteration order.
+  let lowestUnschedulable: ObservedPod | undefined;
+  for (const pod of byOrdinal.values()) {
+    if (pod.deleting) continue;
+    if (pod.ordinal >= desired) {
+      extra++;
+      if (!expectations.deletes.has(pod.name)) extras.push(pod);
+    }
+    if (pod.phase === "Failed") failed++;
+    if (pod.unschedulableMessage !== undefined) {
+      unschedulable++;
+      if (lowestUnschedulable === undefined || pod.ordinal < lowestUnschedulable.ordinal) lowestUnschedulable = pod;
+    }
+  }
+  extras.sort((a, b) => b.ordinal - a.ordinal);
+  const progress: Progress = { desired, present, missing: missing.length, creating, complete, extra, failed, unschedulable };
+  if (lowestUnschedulable?.unschedulableMessage !== undefined) progress.unschedulableMessage = lowestUnschedulable.unschedulableMessage;
+  return { progress, missing, extras };
+}
+
+/** The smallest wave: what deletes may always use while a placement guard holds creates back. */
+export function floorWaveSize(spec: BatchRolloutSpec): number {
+  return spec.waves.strategy === "Fixed" ? spec.waves.initialSize : spec.waves.minSize;
+}
+
+function deleteBudget(capacity: WaveCapacity, spec: BatchRolloutSpec): number {
+  return PLACEMENT_GUARDS.has(capacity.limitedBy) ? Math.max(capacity.size, floorWaveSize(spec)) : capacity.size;
+}
+
+/** "3-7, 9, 12-15" */
+export function describeOrdinals(ordinals: readonly number[]): string {
+  const ranges: string[] = [];
+  let i = 0;
+  while (i < ordinals.length && ranges.length < MAX_RANGES_IN_MESSAGE) {
+    const first = ordinals[i] as number;
+    let last = first;
+    const step = Math.sign((ordinals[i + 1] ?? first) - first) || 1;
+    while (ordinals[i + 1] === last + step) last = ordinals[++i] as number;
+    ranges.push(first === last ? `${first}` : `${first}-${last}`);
+    i++;
+  }
+  const rest = ordinals.length - i;
+  return rest > 0 ? `${ranges.join(", ")} and ${rest} more` : ranges.join(", ");
+}
+
+function ordinalOf(name: string): string {
+  return name.slice(name.lastIndexOf("-") + 1);
+}
+
+function previousStall(input: PlanInput): { reason: string; generation: number | undefined } | undefined {
+  const stalled = input.rollout.status?.conditions?.find((c) => c.type === ConditionType.Stalled);
+  if (stalled?.status !== ConditionStatus.True) return undefined;
+  return { reason: stalled.reason, generation: stalled.observedGeneration };
+}
+
+const STALL_EVENT: Readonly<Record<StallReason, EventReason>> = {
+  FailureBudgetExceeded: EventReason.FailurePolicy,
+  TemplateRejected: EventReason.TemplateRejected,
+  PodsUnschedulable: EventReason.PodsUnschedulable,
+  InsufficientPodIPs: EventReason.InsufficientCapacity,
+  InsufficientNodeCapacity: EventReason.InsufficientCapacity,
+};
+
+function isStallReason(reason: string): reason is StallReason {
+  return Object.hasOwn(STALL_EVENT, reason);
+}
+
+/** The create stop that applies, if any: a refused template first, then the failure budget. */
+function creationStop(input: PlanInput, progress: Progress): Blocker | undefined {
+  const generation = input.rollout.metadata.generation ?? 0;
+  const { lastWriteError } = input;
+  if (lastWriteError !== undefined) {
+    const pod = lastWriteError.podName === undefined ? "a pod" : `pod ${lastWriteError.podName}`;
+    return {
+      reason: StallReason.TemplateRejected,
+      message: `the API server refused to create ${pod} (${lastWriteError.code} ${lastWriteError.reason}): ${lastWriteError.message}; fix spec.template to resume`,
+      stalled: true,
+    };
+  }
+  const before = previousStall(input);
+  if (before?.reason === StallReason.TemplateRejected && before.generation === generation) {
+    const message = input.rollout.status?.conditions?.find((c) => c.type === ConditionType.Stalled)?.message ?? "";
+    return { reason: StallReason.TemplateRejected, message, stalled: true };
+  }
+  const { maxFailedPods, action } = input.rollout.spec.failurePolicy;
+  if (progress.failed > maxFailedPods && action === "Pause") {
+    return {
+      reason: StallReason.FailureBudgetExceeded,
+      message: `${progress.failed} pods failed, more than spec.failurePolicy.maxFailedPods (${maxFailedPods}); creation is paused. Failed pods are kept for inspection: delete them or raise the budget to resume`,
+      stalled: true,
+    };
+  }
+  return undefined;
+}
+
+function capacityStop(capacity: WaveCapacity, progress: Progress): Blocker {
+  const why = capacity.message === undefined ? "" : `: ${capacity.message}`;
+  if (capacity.limitedBy === "IPAM") {
+    return { reason: StallReason.InsufficientPodIPs, message: `no pod IPs left beyond spec.guards.ipam.reserve${why}`, stalled: true };
+  }
+  if (capacity.limitedBy === "NodeCapacity") {
+    return { reason: StallReason.InsufficientNodeCapacity, message: `no free pod slots on eligible nodes${why}`, stalled: true };
+  }
+  if (capacity.limitedBy === "Scheduler" && progress.unschedulable > 0) {
+    return {
+      reason: StallReason.PodsUnschedulable,
+      message: `${progress.unschedulable} pods cannot be scheduled: ${progress.unschedulableMessage ?? "Unschedulable"}`,
+      stalled: true,
+    };
+  }
+  return { reason: HoldReason.WaitingForCapacity, message: `waiting for ${capacity.limitedBy}${why}`, stalled: false };
+}
+
+const STOP_LIMITED_BY: Readonly<Partial<Record<Blocker["reason"], LimitedBy>>> = {
+  TemplateRejected: "TemplateRejected",
+  FailureBudgetExceeded: "FailurePolicy",
+  Paused: "Paused",
+};
+
+type Gate = { open: true } | { open: false; waitMs?: number };
+
+/** Whether a new wave may start now (see "Waves" above). */
+function waveGate(input: PlanInput, inFlight: boolean): Gate {
+  if (inFlight) return { open: false };
+  const startTime = input.rollout.status?.wave?.startTime;
+  const started = startTime === undefined ? Number.NaN : Date.parse(startTime);
+  if (Number.isNaN(started)) return { open: true };
+  const interval = durationToMs(input.rollout.spec.waves.minInterval);
+  const elapsed = input.now - started;
+  if (elapsed >= interval) return { open: true };
+  return { open: false, waitMs: Math.min(interval, interval - elapsed) };
+}
+
+function minRequeue(a: number | undefined, b: number | undefined): number | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return Math.min(a, b);
+}
+
+export function plan(input: PlanInput): Plan {
+  const { rollout, expectations } = input;
+  const name = rollout.metadata.name;
+  const deleting = rollout.metadata.deletionTimestamp !== undefined;
+  const desired = deleting ? 0 : rollout.spec.replicas;
+  const { progress, missing, extras } = assess(desired, ownPods(name, input.pods), expectations);
+  const previous: WaveStatus = rollout.status?.wave ?? { number: 0, size: 0, limitedBy: "None" };
+  const hasFinalizer = (rollout.metadata.finalizers ?? []).includes(FINALIZER);
+  const inFlight = expectations.creates.size > 0 || expectations.deletes.size > 0;
+
+  const result: Plan = {
+    creates: [],
+    deletes: [],
+    addFinalizer: !deleting && !hasFinalizer,
+    removeFinalizer: false,
+    waveStarted: false,
+    wave: previous,
+    progress,
+    events: [],
+  };
+  /** No wave this round: keep the wave's number and start, say why nothing moves. */
+  const idle = (limitedBy: LimitedBy, message: string | undefined) => {
+    result.wave = { ...previous, size: 0, limitedBy };
+    if (message === undefined) delete result.wave.message;
+    else result.wave.message = message;
+  };
+
+  if (deleting) {
+    if (!hasFinalizer) return result; // not ours to hold: owner references let the garbage collector finish
+    if (extras.length === 0) {
+      result.removeFinalizer = !inFlight;
+      idle("Deleting", inFlight ? "waiting for the last deletes to be observed" : "all pods deleted");
+      return result;
+    }
+  } else if (rollout.spec.paused) {
+    idle("Paused", "spec.paused is true: no pod is created or deleted");
+    result.blocker = { reason: HoldReason.Paused, message: "spec.paused is true", stalled: false };
+    if (previous.limitedBy !== "Paused") {
+      result.events.push({ type: EventType.Normal, reason: EventReason.Paused, message: "Paused: no pod is created or deleted until spec.paused is false" });
+    }
+    return result;
+  }
+
+  const { capacity } = input;
+  const stop = deleting ? undefined : creationStop(input, progress);
+  const canCreate = stop === undefined && missing.length > 0;
+  const createBudget = canCreate ? Math.max(0, capacity.size) : 0;
+  const removeBudget = extras.length > 0 ? Math.max(0, deleteBudget(capacity, rollout.spec)) : 0;
+  const heldByCapacity = (canCreate && createBudget === 0) || (extras.length > 0 && removeBudget === 0);
+  result.blocker = stop ?? (heldByCapacity ? capacityStop(capacity, progress) : undefined);
+  if (heldByCapacity) result.requeueAfterMs = capacity.waitMs !== undefined && capacity.waitMs > 0 ? capacity.waitMs : ZERO_CAPACITY_REQUEUE_MS;
+  if (result.blocker === undefined) delete result.blocker;
+  emitStopEvents(input, progress, result, stop);
+  const hasWork = createBudget > 0 || removeBudget > 0;
+
+  if (!hasWork) {
+    if (inFlight) return result; // the wave in flight is still the current one
+    if (result.blocker !== undefined) {
+      const limitedBy = STOP_LIMITED_BY[result.blocker.reason] ?? capacity.limitedBy;
+      idle(limitedBy, result.blocker.message);
+    } else {
+      idle("None", desired === 0 ? "no pods wanted" : `all ${desired} pods exist`);
+    }
+    return result;
+  }
+
+  const gate = waveGate(input, inFlight);
+  if (!gate.open) {
+    if (gate.waitMs !== undefined) {
+      result.requeueAfterMs = minRequeue(result.requeueAfterMs, gate.waitMs);
+      result.wave = {
+        ...previous,
+        limitedBy: "MinInterval",
+        message: `waiting spec.waves.minInterval (${rollout.spec.waves.minInterval}) since wave ${previous.number} started`,
+      };
+    }
+    return result;
+  }
+
+  const deletes = extras.slice(0, removeBudget);
+  const creates = missing.slice(0, Math.max(0, createBudget - deletes.length));
+
+  const size = creates.length + deletes.length;
+  const everythingFits = creates.length === (canCreate ? missing.length : 0) && deletes.length === extras.length;
+  const limitedBy: LimitedBy = deleting ? "Deleting" : everythingFits && size < capacity.size ? "Remaining" : capacity.limitedBy;
+  const number = previous.number + 1;
+  result.creates = creates;
+  result.deletes = deletes.map((pod) => pod.name);
+  result.waveStarted = true;
+  result.wave = {
+    number,
+    size,
+    limitedBy,
+    message: waveMessage(limitedBy, capacity, size, deleting ? extras.length : missing.length + extras.length),
+    startTime: new Date(input.now).toISOString(),
+  };
+  result.events.push(waveEvent(number, creates, result.deletes, deleting, desired, limitedBy));
+  return result;
+}
+
+/**
+ * A warning when a stall begins (or persists into a new generation, since the user changed
+ * something and it did not help), and, with failure action Continue where nothing stops, one
+ * warning when the failure budget is crossed.
+ */
+function emitStopEvents(input: PlanInput, progress: Progress, result: Plan, stop: Blocker | undefined): void {
+  const { blocker } = result;
+  if (blocker?.stalled && isStallReason(blocker.reason)) {
+    const before = previousStall(input);
+    if (before?.reason !== blocker.reason || before.generation !== (input.rollout.metadata.generation ?? 0)) {
+      result.events.push({ type: EventType.Warning, reason: STALL_EVENT[blocker.reason], message: blocker.message });
+    }
+  }
+  if (input.rollout.metadata.deletionTimestamp !== undefined || stop !== undefined) return;
+  const { maxFailedPods, action } = input.rollout.spec.failurePolicy;
+  const before = input.rollout.status?.failedReplicas ?? 0;
+  if (action === "Continue" && progress.failed > maxFailedPods && before <= maxFailedPods) {
+    result.events.push({
+      type: EventType.Warning,
+      reason: EventReason.FailurePolicy,
+      message: `${progress.failed} pods failed, more than spec.failurePolicy.maxFailedPods (${maxFailedPods}); continuing (action Continue)`,
+    });
+  }
+}
+
+function waveMessage(limitedBy: LimitedBy, capacity: WaveCapacity, size: number, remaining: number): string {
+  if (limitedBy === "Remaining") return `the last ${size} pods`;
+  if (limitedBy === "Deleting") return `deleting ${size} of ${remaining} pods, wave bounded by ${capacity.limitedBy}`;
+  return capacity.message ?? `${size} of ${remaining} pods, bounded by ${limitedBy}`;
+}
+
+function waveEvent(number: number, creates: number[], deletes: string[], deleting: boolean, desired: number, limitedBy: LimitedBy): PlanEvent {
+  const deleted = describeOrdinals(deletes.map((name) => Number(ordinalOf(name))));
+  if (deleting) {
+    return { type: EventType.Normal, reason: EventReason.DeletingPods, message: `wave ${number}: deleting ${deletes.length} pods (ordinals ${deleted})` };
+  }
+  if (creates.length === 0) {
+    return {
+      type: EventType.Normal,
+      reason: EventReason.ScaledDown,
+      message: `wave ${number}: deleting ${deletes.length} pods above spec.replicas=${desired} (ordinals ${deleted}), limited by ${limitedBy}`,
+    };
+  }
+  const also = deletes.length > 0 ? ` and deleting ${deletes.length} (ordinals ${deleted})` : "";
+  return {
+    type: EventType.Normal,
+    reason: EventReason.WaveStarted,
+    message: `wave ${number}: creating ${creates.length} pods (ordinals ${describeOrdinals(creates)})${also}, limited by ${limitedBy}`,
+  };
+}

@@ -1,0 +1,171 @@
+import { LABEL_NAME } from "../../api/batchrollout.ts";
+import type { BatchRolloutStatus, Condition } from "../../api/batchrollout.ts";
+import {
+  ConditionStatus,
+  ConditionType,
+  NotStalledReason,
+  ProgressingReason,
+  ReadyReason,
+} from "./conditions.ts";
+import { podName } from "./observed.ts";
+import type { Plan, PlanInput, Progress } from "./plan.ts";
+
+// The one place a BatchRollout's status is computed (as Argo Rollouts' sync.go does): counts from
+// the observed pods, the wave and the reasons from the plan, conditions from both. The reconciler
+// patches /status with the result only when statusChanged says it differs from what is stored.
+
+type ConditionFields = Pick<Condition, "status" | "reason" | "message">;
+
+/** "2024-05-01T10:00:00Z": metav1.Time's form, whole seconds. */
+export function conditionTime(now: number): string {
+  return new Date(Math.floor(now / 1000) * 1000).toISOString().replace(".000Z", "Z");
+}
+
+export function selectorFor(rolloutName: string): string {
+  return `${LABEL_NAME}=${rolloutName}`;
+}
+
+interface Counts {
+  replicas: number;
+  updatedReplicas: number;
+  scheduledReplicas: number;
+  runningReplicas: number;
+  readyReplicas: number;
+  succeededReplicas: number;
+  failedReplicas: number;
+}
+
+function countPods(input: PlanInput): Counts {
+  const counts: Counts = {
+    replicas: 0,
+    updatedReplicas: 0,
+    scheduledReplicas: 0,
+    runningReplicas: 0,
+    readyReplicas: 0,
+    succeededReplicas: 0,
+    failedReplicas: 0,
+  };
+  const name = input.rollout.metadata.name;
+  for (const pod of input.pods) {
+    if (pod.deleting || pod.name !== podName(name, pod.ordinal)) continue;
+    counts.replicas++;
+    if (pod.templateHash === input.templateHash) counts.updatedReplicas++;
+    if (pod.scheduled) counts.scheduledReplicas++;
+    if (pod.phase === "Running") counts.runningReplicas++;
+    if (pod.ready) counts.readyReplicas++;
+    if (pod.phase === "Succeeded") counts.succeededReplicas++;
+    if (pod.phase === "Failed") counts.failedReplicas++;
+  }
+  return counts;
+}
+
+function isReady(progress: Progress, deleting: boolean): boolean {
+  return !deleting && progress.complete === progress.desired && progress.extra === 0;
+}
+
+function notes(progress: Progress): string {
+  const parts: string[] = [];
+  if (progress.failed > 0) parts.push(`${progress.failed} failed`);
+  if (progress.unschedulable > 0) parts.push(`${progress.unschedulable} unschedulable: ${progress.unschedulableMessage ?? ""}`);
+  return parts.length === 0 ? "" : ` (${parts.join("; ")})`;
+}
+
+function readyCondition(progress: Progress, deleting: boolean): ConditionFields {
+  const { desired, present, complete, extra } = progress;
+  if (deleting) return { status: ConditionStatus.False, reason: ReadyReason.Deleting, message: "the rollout is being deleted" };
+  if (isReady(progress, deleting)) {
+    return { status: ConditionStatus.True, reason: ReadyReason.AllReplicasReady, message: `${complete}/${desired} pods ready or succeeded` };
+  }
+  if (present < desired) {
+    return { status: ConditionStatus.False, reason: ReadyReason.ReplicasMissing, message: `${present}/${desired} pods exist${notes(progress)}` };
+  }
+  if (complete < desired) {
+    return {
+      status: ConditionStatus.False,
+      reason: ReadyReason.ReplicasNotReady,
+      message: `${complete}/${desired} pods ready or succeeded${notes(progress)}`,
+    };
+  }
+  return { status: ConditionStatus.False, reason: ReadyReason.ScalingDown, message: `${extra} pods above spec.replicas=${desired} remain` };
+}
+
+function progressingCondition(progress: Progress, plan: Plan, deleting: boolean): ConditionFields {
+  const { blocker } = plan;
+  if (deleting) {
+    return { status: ConditionStatus.True, reason: ProgressingReason.Deleting, message: "deleting pods before the rollout goes" };
+  }
+  if (blocker !== undefined && (blocker.stalled || blocker.reason === ProgressingReason.Paused)) {
+    return { status: ConditionStatus.False, reason: blocker.reason, message: blocker.message };
+  }
+  if (isReady(progress, deleting)) {
+    return { status: ConditionStatus.False, reason: ProgressingReason.Complete, message: `all ${progress.desired} pods ready or succeeded` };
+  }
+  if (blocker !== undefined) return { status: ConditionStatus.True, reason: blocker.reason, message: blocker.message };
+  if (progress.missing + progress.creating > 0) {
+    return {
+      status: ConditionStatus.True,
+      reason: ProgressingReason.CreatingPods,
+      message: `${progress.present}/${progress.desired} pods exist; wave ${plan.wave.number} limited by ${plan.wave.limitedBy}`,
+    };
+  }
+  if (progress.extra > 0) {
+    return { status: ConditionStatus.True, reason: ProgressingReason.ScalingDown, message: `${progress.extra} pods above spec.replicas=${progress.desired} to delete` };
+  }
+  // Every pod exists; what is not ready yet either will be, or failed and is kept (no more work).
+  if (progress.complete + progress.failed >= progress.desired) {
+    return { status: ConditionStatus.False, reason: ProgressingReason.Complete, message: `all pods created; ${progress.complete} ready or succeeded, ${progress.failed} failed` };
+  }
+  return { status: ConditionStatus.True, reason: ProgressingReason.WaitingForReady, message: `${progress.complete}/${progress.desired} pods ready or succeeded${notes(progress)}` };
+}
+
+function stalledCondition(plan: Plan): ConditionFields {
+  const { blocker } = plan;
+  if (blocker?.stalled) return { status: ConditionStatus.True, reason: blocker.reason, message: blocker.message };
+  return { status: ConditionStatus.False, reason: NotStalledReason, message: "" };
+}
+
+/** A condition stamped with the generation; lastTransitionTime moves only when status changes. */
+function stamp(type: string, fields: ConditionFields, previous: readonly Condition[], generation: number, now: number): Condition {
+  const before = previous.find((c) => c.type === type);
+  const lastTransitionTime = before !== undefined && before.status === fields.status ? before.lastTransitionTime : conditionTime(now);
+  return { type, ...fields, observedGeneration: generation, lastTransitionTime };
+}
+
+export function computeStatus(input: PlanInput, plan: Plan, now: number): BatchRolloutStatus {
+  const { rollout } = input;
+  const generation = rollout.metadata.generation ?? 0;
+  const deleting = rollout.metadata.deletionTimestamp !== undefined;
+  const previous = rollout.status?.conditions ?? [];
+  const status: BatchRolloutStatus = {
+    observedGeneration: generation,
+    ...countPods(input),
+    selector: selectorFor(rollout.metadata.name),
+    wave: plan.wave,
+    conditions: [
+      stamp(ConditionType.Ready, readyCondition(plan.progress, deleting), previous, generation, now),
+      stamp(ConditionType.Progressing, progressingCondition(plan.progress, plan, deleting), previous, generation, now),
+      stamp(ConditionType.Stalled, stalledCondition(plan), previous, generation, now),
+    ],
+  };
+  if (input.signals !== undefined) status.signals = input.signals;
+  return status;
+}
+
+/** JSON equality, insensitive to key order; absent and undefined are the same (JSON drops both). */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((item, i) => sameJson(item, b[i]));
+  }
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  const left = a as Record<string, unknown>;
+  const right = b as Record<string, unknown>;
+  const keys = new Set([...Object.keys(left), ...Object.keys(right)]);
+  for (const key of keys) if (!sameJson(left[key], right[key])) return false;
+  return true;
+}
+
+/** Whether /status needs a patch: any difference at all, except the order of keys. */
+export function statusChanged(previous: BatchRolloutStatus | undefined, next: BatchRolloutStatus): boolean {
+  return !sameJson(previous, next);
+}
