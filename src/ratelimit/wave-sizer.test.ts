@@ -1,0 +1,406 @@
+import { describe, expect, it } from "vitest";
+import { BatchRolloutSpec } from "../api/batchrollout.ts";
+import {
+  AdaptiveWaveSizer,
+  BASELINE_PROBE_INTERVAL_MS,
+  FixedWaveSizer,
+  GRADIENT_MIN,
+  GRADIENT_SMOOTHING,
+  LOSS_DECREASE_FACTOR,
+  MAX_CONCURRENCY,
+  MIN_CONCURRENCY,
+  PROBE_RATE_FACTOR,
+  type SizerSpec,
+  type WaveDecision,
+  type WaveSignals,
+  type WaveSizer,
+  createWaveSizer,
+} from "./wave-sizer.ts";
+import type { WriteTick } from "./write-latency.ts";
+
+const TEMPLATE = { spec: { containers: [{ name: "sim", image: "busybox" }] } };
+
+function spec(fields: Record<string, unknown> = {}): SizerSpec {
+  return BatchRolloutSpec.parse({ replicas: 10_000, template: TEMPLATE, ...fields });
+}
+
+function writes(now: number, count: number, p90: number | undefined, extra: Partial<WriteTick> = {}): WriteTick {
+  return {
+    at: now,
+    count,
+    throttled: 0,
+    serverErrors: 0,
+    timeouts: 0,
+    networkErrors: 0,
+    latencySamples: p90 === undefined ? 0 : count,
+    latencySource: p90 === undefined ? "none" : "tick",
+    ...(p90 === undefined ? {} : { p50: p90 * 0.7, p90, p99: p90 * 1.5 }),
+    ...extra,
+  };
+}
+
+/** Drives a sizer one wave per second: every pod of the last wave was written, with the given p90. */
+class Trace {
+  now = 0;
+  last: WaveDecision | undefined;
+  readonly sizer: WaveSizer;
+
+  constructor(sizer: WaveSizer) {
+    this.sizer = sizer;
+  }
+
+  step(p90?: number, tick: Partial<WriteTick> = {}, signals: Partial<WaveSignals> = {}): WaveDecision {
+    const decision = this.sizer.next({
+      now: this.now,
+      remaining: 1_000_000,
+      ...(this.last ? { writes: writes(this.now, this.last.size, p90, tick) } : {}),
+      ...signals,
+    });
+    this.last = decision;
+    this.now += 1_000;
+    return decision;
+  }
+
+  run(ticks: number, p90: number): WaveDecision[] {
+    return Array.from({ length: ticks }, () => this.step(p90));
+  }
+}
+
+/** Seeded PRNG (mulberry32), so the noisy traces are the same on every run. */
+function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+describe("AdaptiveWaveSizer: start and ramp", () => {
+  it("starts at initialSize and doubles each wave while latency stays flat (slow start)", () => {
+    const trace = new Trace(new AdaptiveWaveSizer(spec()));
+    const sizes = trace.run(7, 40).map((d) => d.size);
+    expect(sizes).toEqual([50, 100, 200, 400, 800, 1600, 2000]);
+    expect(trace.last).toMatchObject({ limitedBy: "Rate", waitMs: 0 });
+    expect(trace.last?.message).toContain("at spec.waves.maxSize");
+  });
+
+  it("derives concurrency from the rate and the baseline latency, within bounds", () => {
+    const trace = new Trace(new AdaptiveWaveSizer(spec()));
+    expect(trace.step().rateLimit).toEqual({ concurrency: 10, perSecond: 50 }); // 50/s × 100 ms assumed × 2
+    trace.run(3, 40);
+    expect(trace.step(40).rateLimit).toEqual({ concurrency: 64, perSecond: 800 }); // 800/s × 40 ms × 2
+    const slow = new Trace(new AdaptiveWaveSizer(spec({ waves: { initialSize: 2000 } })));
+    slow.step();
+    expect(slow.step(900).rateLimit.concurrency).toBe(MAX_CONCURRENCY);
+    const tiny = new Trace(new AdaptiveWaveSizer(spec({ waves: { initialSize: 10 } })));
+    expect(tiny.step().rateLimit.concurrency).toBe(MIN_CONCURRENCY);
+  });
+
+  it("spreads a wave over its period: a 5 s minInterval gives waves of 5 s of writes", () => {
+    const trace = new Trace(new AdaptiveWaveSizer(spec({ waves: { initialSize: 50, minInterval: "5s" } })));
+    expect(trace.step()).toMatchObject({ size: 50, rateLimit: { perSecond: 10 } });
+  });
+
+  it("never grows more than ×2 in one wave", () => {
+    const trace = new Trace(new AdaptiveWaveSizer(spec({ waves: { maxSize: 100_000 } })));
+    const sizes = trace.run(12, 20).map((d) => d.size);
+    for (let i = 1; i < sizes.length; i++) expect(sizes[i]).toBeLessThanOrEqual(2 * (sizes[i - 1] ?? 0));
+  });
+});
+
+describe("AdaptiveWaveSizer: latency", () => {
+  it("latency rises → waves shrink (gradient), then recover when it falls back", () => {
+    const sizer = new AdaptiveWaveSizer(spec());
+    const trace = new Trace(sizer);
+    trace.run(8, 40); // at maxSize 2000
+    const rising: WaveDecision[] = [];
+    const rates: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      rising.push(trace.step(200));
+      rates.push(sizer.state.perSecond);
+    }
+    const sizes = rising.map((d) => d.size);
+    expect(sizes[0]).toBe(2000); // one congested tick in slow start only holds
+    // The rate only falls; the waves with it, but for one deliberate half-rate probe after 10 such ticks.
+    for (let i = 2; i < rates.length; i++) expect(rates[i]).toBeLessThanOrEqual(rates[i - 1] ?? 0);
+    expect(rising.filter((d) => d.message.includes("re-measuring"))).toHaveLength(1);
+    expect(sizes.at(-1)).toBeLessThan(2000 * 0.5); // at most −10 % a wave: a gradient eases, loss halves
+    expect(rising.at(-1)).toMatchObject({ limitedBy: "Latency" });
+    expect(rising.at(-1)?.message).toContain("queueing, easing off");
+
+    const recovering = trace.run(20, 40).map((d) => d.size);
+    expect(recovering.at(-1)).toBeGreaterThan(Math.max(...sizes.slice(-3)));
+  });
+
+  it("a cut in one wave is at most what the gradient floor allows", () => {
+    const trace = new Trace(new AdaptiveWaveSizer(spec()));
+    trace.run(8, 40);
+    trace.step(900); // the first congested tick of slow start only holds
+    const before = (trace.sizer as AdaptiveWaveSizer).state.perSecond;
+    trace.step(900); // far above the baseline, below the ceiling
+    const after = (trace.sizer as AdaptiveWaveSizer).state.perSecond;
+    expect(after).toBeGreaterThanOrEqual(before * (1 - GRADIENT_SMOOTHING * (1 - GRADIENT_MIN)) - 1e-9);
+  });
+
+  it("treats latencyTarget as a hard ceiling", () => {
+    const trace = new Trace(new AdaptiveWaveSizer(spec({ guards: { apiServer: { latencyTarget: "1s" } } })));
+    trace.run(5, 40); // 800/s
+    const decision = trace.step(1_500);
+    expect(decision.size).toBe(Math.round(800 * (1_000 / 1_500)));
+    expect(decision.limitedBy).toBe("Latency");
+    expect(decision.message).toContain("above spec.guards.apiServer.latencyTarget 1s");
+    expect(trace.step(5_000).size).toBe(Math.round(533.33 * 0.5)); // never more than halved per wave
+  });
+
+  it("holds, without growing, while p90 is close to the target", () => {
+    const trace = new Trace(new AdaptiveWaveSizer(spec({ guards: { apiServer: { latencyTarget: "500ms" } } })));
+    trace.run(3, 420); // baseline 420 ms: close to the 500 ms target from the start
+    const held = trace.run(5, 420);
+    expect(new Set(held.map((d) => d.size))).toEqual(new Set([50]));
+    expect(held.at(-1)?.message).toContain("is near the 500ms target: holding");
+  });
+});
+
+describe("AdaptiveWaveSizer: API server loss", () => {
+  it("429 → halve the rate and pause at least the largest Retry-After", () => {
+    const trace = new Trace(new AdaptiveWaveSizer(spec()));
+    trace.run(4, 40); // 400/s
+    const t = trace.now;
+    const throttled = trace.step(40, { throttled: 25, maxRetryAfterMs: 4_000, retryAfterUntil: t + 4_000 });
+    expect(throttled).toMatchObject({ size: 0, limitedBy: "ApiServer", waitMs: 4_000 });
+    expect(throttled.message).toContain("API server rejected 25×429: rate halved from 400/s");
+    expect((trace.sizer as AdaptiveWaveSizer).state.perSecond).toBe(400 * LOSS_DECREASE_FACTOR);
+    // Still waiting a second later, even with nothing new to report.
+    expect(trace.sizer.next({ now: t + 3_000, remaining: 1_000 })).toMatchObject({ size: 0, limitedBy: "ApiServer", waitMs: 1_000 });
+    expect(trace.sizer.next({ now: t + 4_000, remaining: 1_000 })).toMatchObject({ size: 200 });
+  });
+
+  it("honours the shared gate's Retry-After, and pauses at least LOSS_MIN_PAUSE_MS on a timeout", () => {
+    const gated = new AdaptiveWaveSizer(spec());
+    expect(gated.next({ now: 0, remaining: 100, retryAfterUntil: 7_000 })).toMatchObject({ size: 0, limitedBy: "ApiServer", waitMs: 7_000 });
+    const trace = new Trace(new AdaptiveWaveSizer(spec()));
+    trace.run(3, 40);
+    expect(trace.step(40, { timeouts: 1 })).toMatchObject({ size: 0, limitedBy: "ApiServer", waitMs: 1_000 });
+  });
+
+  it("halves once per episode: late failures of writes sent before the pause do not halve again", () => {
+    const trace = new Trace(new AdaptiveWaveSizer(spec()));
+    trace.run(4, 40);
+    const t = trace.now;
+    trace.step(40, { throttled: 10, retryAfterUntil: t + 1_000 });
+    const second = trace.sizer.next({ now: t + 1_000, remaining: 1_000, writes: writes(t + 1_000, 40, 40, { throttled: 3 }) });
+    expect(second.message).toContain("already halved for this episode");
+    expect((trace.sizer as AdaptiveWaveSizer).state.perSecond).toBe(200);
+  });
+
+  it("recovery → growth back towards the rate of the loss, then probing", () => {
+    const trace = new Trace(new AdaptiveWaveSizer(spec()));
+    trace.run(5, 40); // 800/s
+    const t = trace.now;
+    trace.step(40, { serverErrors: 4 });
+    trace.now = t + 1_000;
+    trace.last = trace.sizer.next({ now: trace.now, remaining: 1_000_000 }); // after the pause: 400
+    trace.now += 1_000;
+    const sizes = trace.run(12, 40).map((d) => d.size);
+    for (let i = 1; i < sizes.length; i++) expect(sizes[i]).toBeGreaterThan(sizes[i - 1] ?? Infinity);
+    expect(sizes.at(-1)).toBeGreaterThan(0.8 * 800);
+    expect(trace.last?.message).toMatch(/recovering|probing/);
+  });
+});
+
+describe("AdaptiveWaveSizer: guards", () => {
+  function fresh(fields: Record<string, unknown> = {}): AdaptiveWaveSizer {
+    return new AdaptiveWaveSizer(spec({ waves: { initialSize: 2000 }, ...fields }));
+  }
+
+  it("pending above the cap → 0 new pods, limitedBy Scheduler", () => {
+    expect(fresh().next({ now: 0, remaining: 5_000, pending: 520 })).toMatchObject({
+      size: 0,
+      limitedBy: "Scheduler",
+      message: "520 pods pending for the scheduler (max 500, scope Rollout): waiting for it to catch up",
+    });
+    expect(fresh().next({ now: 0, remaining: 5_000, pending: 480 })).toMatchObject({
+      size: 20,
+      limitedBy: "Scheduler",
+      message: "480 pods pending for the scheduler (max 500, scope Rollout): room for 20 more",
+    });
+  });
+
+  it("IP headroom → exactly free minus the reserve", () => {
+    const ipam = { provider: "Calico" as const, free: 1_300, capacity: 6_000 };
+    expect(fresh().next({ now: 0, remaining: 5_000, ipam })).toMatchObject({
+      size: 1_000,
+      limitedBy: "IPAM",
+      message: "1300 pod IPs free (Calico), 300 kept in reserve (spec.guards.ipam.reserve 5%): room for 1000",
+    });
+    expect(fresh({ guards: { ipam: { reserve: 250 } } }).next({ now: 0, remaining: 5_000, ipam }).size).toBe(1_050);
+    expect(fresh().next({ now: 0, remaining: 5_000, ipam: { provider: "NodePodCIDR", free: 200, capacity: 6_000 } })).toMatchObject({ size: 0, limitedBy: "IPAM" });
+    expect(fresh({ guards: { ipam: { provider: "None" } } }).next({ now: 0, remaining: 5_000, ipam }).limitedBy).toBe("Rate");
+    expect(fresh().next({ now: 0, remaining: 5_000, ipam: { provider: "Cilium", free: undefined } }).limitedBy).toBe("Rate");
+  });
+
+  it("node slots and the cluster budget cap too", () => {
+    expect(fresh().next({ now: 0, remaining: 5_000, nodeSlots: 640 })).toMatchObject({ size: 640, limitedBy: "NodeCapacity" });
+    expect(fresh().next({ now: 0, remaining: 5_000, nodeSlots: 0 }).message).toContain("no free pod slots");
+    expect(fresh().next({ now: 0, remaining: 5_000, budget: 75 })).toMatchObject({ size: 75, limitedBy: "Budget" });
+  });
+
+  it("the smallest term wins, and a guard wins a tie", () => {
+    const decision = fresh().next({ now: 0, remaining: 300, pending: 200, nodeSlots: 300, ipam: { provider: "Calico", free: 400, capacity: 0 } });
+    expect(decision).toMatchObject({ size: 300, limitedBy: "Scheduler" });
+    expect(fresh().next({ now: 0, remaining: 2_000 })).toMatchObject({ size: 2_000, limitedBy: "Remaining" });
+  });
+
+  it("remaining bounds the last wave; nothing left is None", () => {
+    const trace = new Trace(new AdaptiveWaveSizer(spec()));
+    trace.run(5, 40);
+    expect(trace.step(40, {}, { remaining: 37 })).toMatchObject({ size: 37, limitedBy: "Remaining", message: "37 pods left to create" });
+    expect(trace.step(40, {}, { remaining: 0 })).toMatchObject({ size: 0, limitedBy: "None" });
+  });
+
+  it("minSize floors the rate term only: guards may still go below it", () => {
+    const sizer = new AdaptiveWaveSizer(spec({ waves: { initialSize: 10, minSize: 10 } }));
+    const trace = new Trace(sizer);
+    trace.step();
+    for (let i = 0; i < 6; i++) trace.step(40, { throttled: 1 }, { now: trace.now + 10_000 });
+    expect(sizer.state.perSecond).toBe(10);
+    expect(sizer.next({ now: trace.now + 60_000, remaining: 100 })).toMatchObject({ size: 10, limitedBy: "Rate" });
+    expect(sizer.next({ now: trace.now + 61_000, remaining: 100, pending: 497 })).toMatchObject({ size: 3, limitedBy: "Scheduler" });
+  });
+
+  it("does not grow the rate while a guard holds the waves back (app-limited)", () => {
+    const sizer = new AdaptiveWaveSizer(spec());
+    const trace = new Trace(sizer);
+    trace.run(3, 40);
+    trace.step(40, {}, { pending: 495 }); // the wave before used its rate in full, so this tick still grows
+    const before = sizer.state.perSecond;
+    for (let i = 0; i < 10; i++) expect(trace.step(40, {}, { pending: 495 }).size).toBe(5);
+    expect(sizer.state.perSecond).toBe(before);
+    expect(trace.step(40).size).toBe(before); // the guard lifts: back at the rate it had, not inflated
+  });
+});
+
+describe("AdaptiveWaveSizer: baseline re-probe", () => {
+  it("sends one half-rate wave every BASELINE_PROBE_INTERVAL_MS once out of slow start", () => {
+    const sizer = new AdaptiveWaveSizer(spec({ waves: { maxSize: 100_000 } }));
+    const trace = new Trace(sizer);
+    trace.run(6, 40);
+    trace.step(40, { throttled: 1 }); // leave slow start
+    const decisions = trace.run(45, 40);
+    const probes = decisions.filter((d) => d.message.includes("re-measuring"));
+    expect(probes.length).toBe(1);
+    const i = decisions.indexOf(probes[0]!);
+    const ratio = (probes[0]?.rateLimit.perSecond ?? 0) / (decisions[i - 1]?.rateLimit.perSecond ?? 1);
+    expect(ratio).toBeGreaterThanOrEqual(PROBE_RATE_FACTOR);
+    expect(ratio).toBeLessThan(PROBE_RATE_FACTOR * 1.05); // R itself grew a little on that tick
+    expect(decisions[i + 1]?.message).toContain("baseline re-measured");
+    expect(i * 1_000).toBeLessThanOrEqual(BASELINE_PROBE_INTERVAL_MS + 2_000);
+  });
+
+  it("raises the baseline when latency stays high at half rate (the cluster got slower, not us)", () => {
+    const sizer = new AdaptiveWaveSizer(spec());
+    const trace = new Trace(sizer);
+    trace.run(8, 40);
+    trace.run(60, 160); // someone else slowed the API server: 4× latency, ours or not
+    expect(sizer.state.baselineMs).toBeGreaterThan(100);
+    const settled = trace.run(40, 160).map((d) => d.size);
+    expect(settled.at(-1)).toBeGreaterThan(settled[0] ?? Infinity); // growing again at the new normal
+  });
+});
+
+describe("AdaptiveWaveSizer: noise", () => {
+  // Swing bound we defend: outside loss and the latency ceiling, a wave is cut by at most
+  // GRADIENT_SMOOTHING × (1 − GRADIENT_MIN) = 10 % of the last, and grows by 0.2·√R (≤ 3 % above
+  // 50/s) or ×2 in slow start. Probe waves (one in 30, deliberately half size) are left out.
+  const MAX_CUT = GRADIENT_SMOOTHING * (1 - GRADIENT_MIN);
+
+  function noisyRun(seed: number, server: (rate: number) => number) {
+    const random = mulberry32(seed);
+    const sizer = new AdaptiveWaveSizer(spec({ waves: { maxSize: 100_000 } }));
+    let last: WaveDecision | undefined;
+    const rates: number[] = [];
+    const steps: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const now = i * 1_000;
+      const p90 = last ? server(last.size) * (0.5 + random()) : undefined; // ±50 %
+      const decision = sizer.next({ now, remaining: 1_000_000, ...(last ? { writes: writes(now, last.size, p90) } : {}) });
+      const probing = sizer.state.probing;
+      if (i >= 30 && !probing && last && !last.message.includes("re-measuring")) steps.push(decision.size / last.size);
+      if (i >= 30) rates.push(sizer.state.perSecond);
+      last = decision;
+    }
+    return { rates, steps };
+  }
+
+  it("steady 50 ms ±50 %: the ramp is not lost and waves do not swing", () => {
+    for (const seed of [1, 2, 3]) {
+      const { rates, steps } = noisyRun(seed, () => 50);
+      expect(Math.min(...rates), `seed ${seed}`).toBeGreaterThan(10_000); // noise alone must not stop the ramp
+      for (const step of steps) {
+        expect(step).toBeGreaterThanOrEqual(1 - MAX_CUT - 0.01);
+        expect(step).toBeLessThanOrEqual(1.05);
+      }
+    }
+  });
+
+  it("±50 % noise on a server with a knee at 400/s: settles near the knee, bounded swing", () => {
+    // Latency is 50 ms up to 400 writes/s and grows with the square of the overload beyond it.
+    const knee = (rate: number) => 50 * Math.max(1, (rate / 400) ** 2);
+    for (const seed of [1, 2, 3, 4, 5, 7]) {
+      const { rates, steps } = noisyRun(seed, knee);
+      const mean = rates.reduce((a, b) => a + b, 0) / rates.length;
+      expect(mean, `seed ${seed}`).toBeGreaterThan(0.75 * 400);
+      expect(mean, `seed ${seed}`).toBeLessThan(1.5 * 400);
+      expect(Math.max(...rates) / Math.min(...rates), `seed ${seed}`).toBeLessThan(2.5);
+      for (const step of steps) {
+        expect(step).toBeGreaterThanOrEqual(1 - MAX_CUT - 0.01);
+        expect(step).toBeLessThanOrEqual(1.05);
+      }
+    }
+  });
+});
+
+describe("AdaptiveWaveSizer: spec changes", () => {
+  it("keeps what it learned, clamped to the new bounds", () => {
+    const sizer = new AdaptiveWaveSizer(spec());
+    const trace = new Trace(sizer);
+    trace.run(6, 40); // 1600/s
+    sizer.updateSpec(spec({ waves: { maxSize: 500 } }));
+    expect(trace.step(40)).toMatchObject({ size: 500 });
+  });
+});
+
+describe("FixedWaveSizer", () => {
+  const fixed = () => new FixedWaveSizer(spec({ waves: { strategy: "Fixed", initialSize: 500 } }));
+
+  it("always initialSize, spread over the wave period", () => {
+    const sizer = fixed();
+    for (let i = 0; i < 3; i++) {
+      expect(sizer.next({ now: i * 1_000, remaining: 5_000, writes: writes(i * 1_000, 500, 900) })).toMatchObject({
+        size: 500,
+        limitedBy: "Fixed",
+        rateLimit: { concurrency: 256, perSecond: 500 },
+      });
+    }
+  });
+
+  it("respects remaining, the guards and Retry-After (it fixes the pace, not the safety)", () => {
+    expect(fixed().next({ now: 0, remaining: 120 })).toMatchObject({ size: 120, limitedBy: "Remaining" });
+    expect(fixed().next({ now: 0, remaining: 5_000, pending: 600 })).toMatchObject({ size: 0, limitedBy: "Scheduler" });
+    expect(fixed().next({ now: 0, remaining: 5_000, ipam: { provider: "NodePodCIDR", free: 300, capacity: 2_000 } })).toMatchObject({ size: 200, limitedBy: "IPAM" });
+    const sizer = fixed();
+    expect(sizer.next({ now: 0, remaining: 5_000, writes: writes(0, 500, 40, { throttled: 3, retryAfterUntil: 2_000 }) })).toMatchObject({ size: 0, limitedBy: "ApiServer", waitMs: 2_000 });
+    expect(sizer.next({ now: 2_000, remaining: 5_000 })).toMatchObject({ size: 500, limitedBy: "Fixed" });
+    expect(fixed().next({ now: 0, remaining: 0 })).toMatchObject({ size: 0, limitedBy: "None" });
+  });
+});
+
+describe("createWaveSizer", () => {
+  it("follows spec.waves.strategy", () => {
+    expect(createWaveSizer(spec())).toBeInstanceOf(AdaptiveWaveSizer);
+    expect(createWaveSizer(spec({ waves: { strategy: "Fixed" } }))).toBeInstanceOf(FixedWaveSizer);
+  });
+});

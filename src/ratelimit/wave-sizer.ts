@@ -1,0 +1,483 @@
+// The wave sizer: how many pods the next wave creates, and at what pace the pacer sends them.
+//
+// Adaptive control variable: R, the write rate in writes/s. A wave is R × the wave period, so a wave
+// takes about one period to send; concurrency is derived from R by Little's law with headroom, so
+// when the server slows the in-flight cap binds at once (self-clocking) before the controller reacts.
+// Each call (one per wave decision) applies the first rule that matches:
+//   1. loss (429, 5xx, timeout, dropped connection): R ×= 0.5 once per congestion episode, pause until
+//      the largest Retry-After (at least LOSS_MIN_PAUSE_MS), leave slow start (AIMD, DESIGN);
+//   2. p90 above spec.guards.apiServer.latencyTarget, a hard ceiling: R ×= max(0.5, target/p90);
+//   3. the tick that follows a baseline probe only re-anchors the baseline;
+//   4. the latency gradient (DESIGN, Gradient2): g = clamp(1.25·baseline/short, 0.5, 1) where short
+//      is our p90 lightly smoothed over ticks; g < 1 → R = 0.8·R + 0.2·(g·R + √R), never growing;
+//   5. p90 within LATENCY_TARGET_HEADROOM of the target, or the last wave did not use the rate
+//      (a guard held it back, so the server told us nothing about more): hold;
+//   6. grow: slow start ×2 until the first congestion signal, then R + 0.2·√R (DESIGN's formula at
+//      g = 1), sped up towards 0.9 × the rate of the last loss (CUBIC's quick return).
+// Changes to R are bounded to ×2 up and ×0.5 down per tick, and R stays in [minSize, maxSize]/period.
+// The baseline is the unloaded p90: the mean of the first samples, then only re-measured, every
+// BASELINE_PROBE_INTERVAL_MS (sooner after PROBE_AFTER_CONGESTED_TICKS of "queueing"), by sending one
+// wave at half rate (BBR's PROBE_RTT). Loaded ticks never feed it: an EMA over them follows our own
+// queueing upwards, and one fed only by "uncongested" ticks keeps the low noise and drops the high,
+// sinking until all load reads as queueing (both seen in simulation).
+// Finally
+//   wave = min(clamp(R·period, minSize, maxSize), maxPending − pending, ipFree − reserve, nodeSlots,
+//              budget, remaining)
+// with the winning term recorded as limitedBy; guards may take the wave to 0, minSize never lifts it.
+
+import type { BatchRolloutSpec, LimitedBy } from "../api/batchrollout.ts";
+import { durationToMs } from "../api/duration.ts";
+import type { IpHeadroom } from "./ipam/index.ts";
+import { reserveCount } from "./ipam/reserve.ts";
+import { type WriteTick, lossCount } from "./write-latency.ts";
+
+/** AIMD's multiplicative decrease on a loss: TCP's halving, and DESIGN's. */
+export const LOSS_DECREASE_FACTOR = 0.5;
+/** Least pause after a loss without a Retry-After (timeouts, 5xx): APF's own first Retry-After is 1 s. */
+export const LOSS_MIN_PAUSE_MS = 1_000;
+/** Gradient tolerance: p90 up to this multiple of the baseline counts as no queueing (DESIGN). */
+export const GRADIENT_TOLERANCE = 1.25;
+/** Floor of the gradient, so one outlier tick cannot cut the rate by more than the smoothing allows (DESIGN). */
+export const GRADIENT_MIN = 0.5;
+/** Weight of the new estimate in R = (1 − w)·R + w·(g·R + √R) (DESIGN's 0.2). */
+export const GRADIENT_SMOOTHING = 0.2;
+/**
+ * Weight of the newest tick in the short-term latency the gradient compares with the baseline
+ * (Gradient2's "short RTT"). 0.5 halves a lone outlier's pull, yet a 4× latency step still drives the
+ * gradient to its floor on the first tick.
+ */
+export const SHORT_LATENCY_ALPHA = 0.5;
+/** Latency ticks averaged plainly into the first baseline; until then the gradient may hold but not cut. */
+export const BASELINE_WARMUP_SAMPLES = 5;
+/**
+ * How often the baseline is re-probed ("re-probe the baseline now and then", DESIGN): one wave at
+ * PROBE_RATE_FACTOR of the rate, whose p90 is the unloaded latency of the moment. Costs ~2 % of
+ * throughput at a 1 s period; without it a creeping baseline would blind the gradient (BBR probes
+ * min RTT every 10 s for the same reason).
+ */
+export const BASELINE_PROBE_INTERVAL_MS = 30_000;
+/**
+ * Probe early when the gradient has read "queueing" this many ticks in a row: either we are the cause
+ * (the probe shows low latency and the baseline stands) or the baseline is too low and would shrink
+ * the rate towards the floor (the probe shows the latency persists and the baseline rises).
+ */
+export const PROBE_AFTER_CONGESTED_TICKS = 10;
+/** Least time between two probes, early ones included. */
+export const PROBE_MIN_SPACING_MS = 10_000;
+/** Rate of a probe wave relative to R: low enough to let queues drain for one period. */
+export const PROBE_RATE_FACTOR = 0.5;
+/** Weight of a probe's p90 in the baseline: one noisy probe moves it half way, not all the way (and down by at most 1/1.25). */
+export const PROBE_BASELINE_WEIGHT = 0.5;
+/** Most the latency ceiling cuts in one tick, as for loss. */
+export const LATENCY_CEILING_MIN_FACTOR = 0.5;
+/** Hold (no growth) once p90 reaches this fraction of latencyTarget, rather than saw against the ceiling. */
+export const LATENCY_TARGET_HEADROOM = 0.8;
+/** Slow start growth per tick before the first congestion signal: reach a 40× larger rate in ~5 waves. */
+export const SLOW_START_FACTOR = 2;
+/**
+ * Consecutive latency-congested ticks that end slow start (the first only holds). One noisy tick must
+ * not cost the exponential ramp (HyStart++, RFC 9406, likewise re-checks a delay signal before
+ * leaving slow start); loss and the latency ceiling still end it at once.
+ */
+export const SLOW_START_EXIT_TICKS = 2;
+/** Largest growth of R in one tick, whatever the path (the swing bound upwards). */
+export const MAX_GROWTH_PER_TICK = 2;
+/** After a loss, climb quickly back to this fraction of the rate the loss happened at (CUBIC's idea). */
+export const RECOVERY_TARGET_FRACTION = 0.9;
+/** Share of the gap to the recovery target closed per tick: ~8 ticks from 0.45 to 0.85 of the old rate. */
+export const RECOVERY_GAIN = 0.25;
+/**
+ * Growth is frozen when a guard held the last wave below this share of what the rate allowed, or fewer
+ * than this share of its writes were seen: the server then told us nothing about a higher rate
+ * (Gradient2's app-limited test).
+ */
+export const APP_LIMITED_FRACTION = 0.5;
+/** Shortest wave period: waves are R × period, so a 0 s minInterval still gets waves of a second's writes. */
+export const MIN_WAVE_PERIOD_MS = 1_000;
+/** Write latency assumed before any is measured, for the first concurrency. */
+export const INITIAL_LATENCY_ESTIMATE_MS = 100;
+/**
+ * Concurrency = R × baseline × this. 2× leaves room for the 1.25 tolerance and noise, so concurrency
+ * binds only when latency doubles, which is exactly when sending less at once helps.
+ */
+export const CONCURRENCY_HEADROOM = 2;
+/** Fewest writes in flight we ever allow: latency of one slow write must not stall a wave. */
+export const MIN_CONCURRENCY = 4;
+/** Most writes in flight: kube-apiserver's default --max-mutating-requests-inflight is 200. */
+export const MAX_CONCURRENCY = 256;
+
+export interface RateLimit {
+  /** Writes in flight at once (bottleneck maxConcurrent). */
+  concurrency: number;
+  /** Writes started per second (bottleneck minTime = 1000 / perSecond). */
+  perSecond: number;
+}
+
+/** What the lead observed since the previous decision. Absent guards do not cap. */
+export interface WaveSignals {
+  now: number;
+  /** Pods still to create. */
+  remaining: number;
+  /** WriteLatencyWindow.tick(now): the writes since the previous call. */
+  writes?: WriteTick;
+  /** RetryAfterGate.notBefore, shared with the pacer. */
+  retryAfterUntil?: number;
+  /** Pods waiting for the scheduler, counted in spec.guards.scheduler.scope. */
+  pending?: number;
+  /** IP headroom from the selected provider; the reserve comes from spec.guards.ipam.reserve. */
+  ipam?: IpHeadroom;
+  /** Free pod slots on eligible nodes. */
+  nodeSlots?: number;
+  /** Pods this rollout may create this wave under a cluster-wide budget. */
+  budget?: number;
+}
+
+export interface WaveDecision {
+  size: number;
+  limitedBy: LimitedBy;
+  /** Why, in words a person can act on (status.wave.message). */
+  message: string;
+  rateLimit: RateLimit;
+  /** > 0 while the API server asked us to wait; call again after this long. */
+  waitMs: number;
+}
+
+export type SizerSpec = Pick<BatchRolloutSpec, "waves" | "guards">;
+
+export interface WaveSizer {
+  /** Call once per wave decision, with the writes observed since the previous call. */
+  next(signals: WaveSignals): WaveDecision;
+  /** Takes a new spec generation without losing what was learned about the cluster. */
+  updateSpec(spec: SizerSpec): void;
+}
+
+interface Candidate {
+  size: number;
+  limitedBy: LimitedBy;
+  message: string;
+}
+
+export function wavePeriodMs(spec: SizerSpec): number {
+  return Math.max(MIN_WAVE_PERIOD_MS, durationToMs(spec.waves.minInterval));
+}
+
+function formatMs(ms: number): string {
+  return ms >= 1_000 ? `${(ms / 1_000).toFixed(ms >= 10_000 ? 0 : 1)} s` : `${Math.round(ms)} ms`;
+}
+
+function formatRate(perSecond: number): string {
+  return perSecond >= 10 ? `${Math.round(perSecond)}/s` : `${perSecond.toFixed(1)}/s`;
+}
+
+function clamp(value: number, min: number, max: number): number {
+  return Math.min(max, Math.max(min, value));
+}
+
+/**
+ * The guard terms, in the order that wins ties: the cluster's own limits first, then the budget,
+ * then what is left to do. A tie with the rate term goes to the guard (it is the reason to act on).
+ */
+export function guardCandidates(spec: SizerSpec, signals: WaveSignals): Candidate[] {
+  const out: Candidate[] = [];
+  const { maxPending, scope } = spec.guards.scheduler;
+  if (signals.pending !== undefined) {
+    const room = Math.max(0, maxPending - signals.pending);
+    out.push({
+      size: room,
+      limitedBy: "Scheduler",
+      message:
+        room === 0
+          ? `${signals.pending} pods pending for the scheduler (max ${maxPending}, scope ${scope}): waiting for it to catch up`
+          : `${signals.pending} pods pending for the scheduler (max ${maxPending}, scope ${scope}): room for ${room} more`,
+    });
+  }
+  const ipam = signals.ipam;
+  if (ipam && ipam.free !== undefined && spec.guards.ipam.provider !== "None") {
+    const reserve = reserveCount(spec.guards.ipam.reserve, ipam.capacity, ipam.free);
+    const room = Math.max(0, ipam.free - reserve);
+    out.push({
+      size: room,
+      limitedBy: "IPAM",
+      message: `${ipam.free} pod IPs free (${ipam.provider}), ${reserve} kept in reserve (spec.guards.ipam.reserve ${spec.guards.ipam.reserve}): room for ${room}`,
+    });
+  }
+  if (signals.nodeSlots !== undefined) {
+    const room = Math.max(0, signals.nodeSlots);
+    out.push({
+      size: room,
+      limitedBy: "NodeCapacity",
+      message:
+        room === 0
+          ? "no free pod slots on nodes the template can use (check nodeSelector, tolerations, cordoned or NotReady nodes, allocatable pods)"
+          : `${room} free pod slots on nodes the template can use`,
+    });
+  }
+  if (signals.budget !== undefined) {
+    const room = Math.max(0, signals.budget);
+    out.push({ size: room, limitedBy: "Budget", message: `the cluster-wide write budget leaves ${room} pods for this rollout this wave` });
+  }
+  const remaining = Math.max(0, signals.remaining);
+  out.push({ size: remaining, limitedBy: "Remaining", message: `${remaining} pods left to create` });
+  return out;
+}
+
+/** The smallest of the guards and the base term; earlier candidates win ties. */
+export function pickSmallest(guards: readonly Candidate[], base: Candidate): Candidate {
+  let best = base;
+  for (let i = guards.length - 1; i >= 0; i--) {
+    const c = guards[i];
+    if (c && c.size <= best.size) best = c;
+  }
+  return best;
+}
+
+function pauseDecision(now: number, pauseUntil: number, rateLimit: RateLimit, note: string): WaveDecision {
+  const waitMs = pauseUntil - now;
+  return {
+    size: 0,
+    limitedBy: "ApiServer",
+    message: `the API server asked us to wait (Retry-After): ${formatMs(waitMs)} left${note}`,
+    rateLimit,
+    waitMs,
+  };
+}
+
+function doneDecision(rateLimit: RateLimit): WaveDecision {
+  return { size: 0, limitedBy: "None", message: "all pods created", rateLimit, waitMs: 0 };
+}
+
+/** Loss counts of a tick, as a person reads them. */
+function describeLosses(w: WriteTick): string {
+  const parts: string[] = [];
+  if (w.throttled) parts.push(`${w.throttled}×429`);
+  if (w.serverErrors) parts.push(`${w.serverErrors}×5xx`);
+  if (w.timeouts) parts.push(`${w.timeouts} timeouts`);
+  if (w.networkErrors) parts.push(`${w.networkErrors} dropped connections`);
+  return parts.join(", ");
+}
+
+interface RateAction {
+  limitedBy: "Rate" | "ApiServer" | "Latency";
+  note: string;
+}
+
+/** Adaptive waves: AIMD on loss, a latency gradient on our own p90, a hard latency ceiling. See the file header. */
+/** Adaptive waves: AIMD on loss, a latency gradient on our own p90, a hard latency ceiling. See the file header. */
+export class AdaptiveWaveSizer implements WaveSizer {
+  #spec: SizerSpec;
+  #periodMs: number;
+  #latencyTargetMs: number;
+  #rate: number;
+  #slowStart = true;
+  #baselineMs: number | undefined;
+  #baselineSamples = 0;
+  #shortMs: number | undefined;
+  #congestedTicks = 0;
+  #lossRate: number | undefined;
+  #pauseUntil = 0;
+  #lossEpochEnd = -Infinity;
+  /** The previous decision: the wave we asked for and what the rate alone would have allowed. */
+  #lastWave = { size: 0, rateSize: 0 };
+  #lastProbeAt: number | undefined;
+  #probe: "idle" | "sending" = "idle";
+  #action: RateAction = { limitedBy: "Rate", note: "starting at spec.waves.initialSize" };
+
+  constructor(spec: SizerSpec) {
+    this.#spec = spec;
+    this.#periodMs = wavePeriodMs(spec);
+    this.#latencyTargetMs = durationToMs(spec.guards.apiServer.latencyTarget);
+    this.#rate = clamp(spec.waves.initialSize, spec.waves.minSize, spec.waves.maxSize) / (this.#periodMs / 1_000);
+  }
+
+  updateSpec(spec: SizerSpec): void {
+    this.#spec = spec;
+    this.#periodMs = wavePeriodMs(spec);
+    this.#latencyTargetMs = durationToMs(spec.guards.apiServer.latencyTarget);
+    this.#rate = clamp(this.#rate, this.#minRate(), this.#maxRate());
+  }
+
+  /** What the controller has learned, for logs and tests. */
+  get state() {
+    return {
+      perSecond: this.#rate,
+      baselineMs: this.#baselineMs,
+      shortMs: this.#shortMs,
+      slowStart: this.#slowStart,
+      pauseUntil: this.#pauseUntil,
+      lossRate: this.#lossRate,
+      probing: this.#probe === "sending",
+    };
+  }
+
+  #minRate(): number {
+    return this.#spec.waves.minSize / (this.#periodMs / 1_000);
+  }
+
+  #maxRate(): number {
+    return this.#spec.waves.maxSize / (this.#periodMs / 1_000);
+  }
+
+  #rateLimit(factor: number): RateLimit {
+    const perSecond = this.#rate * factor;
+    const latency = this.#baselineMs ?? INITIAL_LATENCY_ESTIMATE_MS;
+    const concurrency = clamp(Math.ceil(((perSecond * latency) / 1_000) * CONCURRENCY_HEADROOM), MIN_CONCURRENCY, MAX_CONCURRENCY);
+    return { concurrency, perSecond };
+  }
+
+  next(signals: WaveSignals): WaveDecision {
+    const { now } = signals;
+    this.#control(signals);
+    this.#lastProbeAt ??= now;
+    this.#lastWave = { size: 0, rateSize: 0 };
+    if (signals.remaining <= 0) return doneDecision(this.#rateLimit(1));
+    if (now < this.#pauseUntil) {
+      return pauseDecision(now, this.#pauseUntil, this.#rateLimit(1), `; then ${formatRate(this.#rate)} (${this.#action.note})`);
+    }
+    const sinceProbe = now - this.#lastProbeAt;
+    const probe =
+      !this.#slowStart &&
+      this.#baselineSamples >= BASELINE_WARMUP_SAMPLES &&
+      (sinceProbe >= BASELINE_PROBE_INTERVAL_MS || (sinceProbe >= PROBE_MIN_SPACING_MS && this.#congestedTicks >= PROBE_AFTER_CONGESTED_TICKS));
+    const factor = probe ? PROBE_RATE_FACTOR : 1;
+    if (probe) this.#probe = "sending";
+    const { minSize, maxSize } = this.#spec.waves;
+    const raw = Math.round((this.#rate * factor * this.#periodMs) / 1_000);
+    const size = clamp(raw, minSize, maxSize);
+    const bound = raw >= maxSize ? ", at spec.waves.maxSize" : raw <= minSize ? ", at spec.waves.minSize" : "";
+    const note = probe ? `re-measuring unloaded write latency at ${PROBE_RATE_FACTOR}× rate for one wave` : this.#action.note;
+    const base: Candidate = {
+      size,
+      limitedBy: probe ? "Rate" : this.#action.limitedBy,
+      message: `${formatRate(this.#rate * factor)} writes → ${size} pods per ${formatMs(this.#periodMs)} wave${bound} (${note})`,
+    };
+    const chosen = pickSmallest(guardCandidates(this.#spec, signals), base);
+    this.#lastWave = { size: chosen.size, rateSize: size };
+    return { ...chosen, rateLimit: this.#rateLimit(factor), waitMs: 0 };
+  }
+
+  #control(signals: WaveSignals): void {
+    const { now } = signals;
+    const w = signals.writes;
+    const previous = this.#rate;
+    const p90 = w?.p90;
+    const measuringProbe = this.#probe === "sending";
+    this.#probe = "idle";
+    if (measuringProbe) {
+      this.#lastProbeAt = now;
+      this.#congestedTicks = 0;
+    }
+    this.#pauseUntil = Math.max(this.#pauseUntil, signals.retryAfterUntil ?? 0, w?.retryAfterUntil ?? 0);
+
+    const losses = w ? lossCount(w) : 0;
+    // A loss tick is handled by the loss rule, and the pause that follows drains the queue it measured.
+    const latencyTick = p90 !== undefined && !measuringProbe && losses === 0;
+    if (latencyTick) this.#shortMs = this.#shortMs === undefined ? p90 : this.#shortMs + SHORT_LATENCY_ALPHA * (p90 - this.#shortMs);
+    const short = latencyTick ? this.#shortMs : undefined;
+    const baseline = this.#baselineMs;
+    const gradient = short !== undefined && baseline !== undefined ? clamp((GRADIENT_TOLERANCE * baseline) / short, GRADIENT_MIN, 1) : 1;
+    if (short !== undefined) this.#congestedTicks = gradient < 1 ? this.#congestedTicks + 1 : 0;
+    const warm = this.#baselineSamples >= BASELINE_WARMUP_SAMPLES;
+    const latencyNote = short === undefined ? "" : `p90 ${formatMs(short)}${baseline === undefined ? "" : `, baseline ${formatMs(baseline)}`}`;
+    // Decided from the last wave, not from elapsed time, so a slow reconcile cadence cannot freeze growth.
+    const last = this.#lastWave;
+    const appLimited = !w || last.size < APP_LIMITED_FRACTION * last.rateSize || w.count < APP_LIMITED_FRACTION * last.size || last.size === 0;
+
+    if (w && losses > 0) {
+      this.#pauseUntil = Math.max(this.#pauseUntil, now + LOSS_MIN_PAUSE_MS);
+      if (now >= this.#lossEpochEnd) {
+        this.#lossRate = previous;
+        this.#rate = previous * LOSS_DECREASE_FACTOR;
+        this.#slowStart = false;
+        // Writes sent before the pause may still fail after it; they belong to this episode, not a new one.
+        this.#lossEpochEnd = this.#pauseUntil + Math.max(this.#periodMs, w.p99 ?? 0);
+        this.#action = { limitedBy: "ApiServer", note: `API server rejected ${describeLosses(w)}: rate halved from ${formatRate(previous)}` };
+      } else {
+        this.#action = { limitedBy: "ApiServer", note: `API server still rejecting (${describeLosses(w)}); rate already halved for this episode` };
+      }
+    } else if (p90 !== undefined && p90 > this.#latencyTargetMs) {
+      this.#rate = previous * Math.max(LATENCY_CEILING_MIN_FACTOR, this.#latencyTargetMs / p90);
+      this.#slowStart = false;
+      this.#action = {
+        limitedBy: "Latency",
+        note: `write latency p90 ${formatMs(p90)} is above spec.guards.apiServer.latencyTarget ${this.#spec.guards.apiServer.latencyTarget}`,
+      };
+    } else if (measuringProbe) {
+      if (p90 !== undefined && baseline !== undefined) {
+        // Upwards a probe is trusted (latency that stays high at half rate is not ours); downwards one
+        // lucky probe may lower the baseline by at most the tolerance, or it would read all load as queueing.
+        const sample = Math.max(p90, baseline / GRADIENT_TOLERANCE);
+        this.#baselineMs = baseline + PROBE_BASELINE_WEIGHT * (sample - baseline);
+      }
+      this.#action = { limitedBy: "Rate", note: `baseline re-measured: p90 ${p90 === undefined ? "unknown" : formatMs(p90)} at ${PROBE_RATE_FACTOR}× rate` };
+    } else if (gradient < 1 && (!warm || (this.#slowStart && this.#congestedTicks < SLOW_START_EXIT_TICKS))) {
+      this.#action = { limitedBy: "Latency", note: `write latency ${latencyNote}: holding to see whether it is queueing` };
+    } else if (gradient < 1) {
+      const eased = (1 - GRADIENT_SMOOTHING) * previous + GRADIENT_SMOOTHING * (gradient * previous + Math.sqrt(previous));
+      this.#rate = Math.min(previous, eased);
+      this.#slowStart = false;
+      this.#action = { limitedBy: "Latency", note: `write latency ${latencyNote}: queueing, easing off` };
+    } else if (p90 !== undefined && p90 >= LATENCY_TARGET_HEADROOM * this.#latencyTargetMs) {
+      this.#action = { limitedBy: "Latency", note: `write latency p90 ${formatMs(p90)} is near the ${this.#spec.guards.apiServer.latencyTarget} target: holding` };
+    } else if (appLimited) {
+      this.#action = { limitedBy: "Rate", note: "holding: the last wave did not use the rate" };
+    } else if (this.#slowStart) {
+      this.#rate = previous * SLOW_START_FACTOR;
+      this.#action = { limitedBy: "Rate", note: `ramping up ×${SLOW_START_FACTOR} per wave${latencyNote ? `, ${latencyNote}` : ""}` };
+    } else {
+      let grown = previous + GRADIENT_SMOOTHING * Math.sqrt(previous);
+      const recoveryTarget = (this.#lossRate ?? 0) * RECOVERY_TARGET_FRACTION;
+      if (previous < recoveryTarget) grown = Math.max(grown, previous + (recoveryTarget - previous) * RECOVERY_GAIN);
+      this.#rate = grown;
+      this.#action = { limitedBy: "Rate", note: `${previous < recoveryTarget ? "recovering" : "probing"}${latencyNote ? `, ${latencyNote}` : ""}` };
+    }
+
+    // An overloaded tick (loss, or above the ceiling) says nothing about unloaded latency.
+    const overloaded = losses > 0 || (p90 !== undefined && p90 > this.#latencyTargetMs);
+    if (p90 !== undefined && !measuringProbe && !warm && !overloaded) this.#warmUpBaseline(p90);
+    this.#rate = clamp(Math.min(this.#rate, previous * MAX_GROWTH_PER_TICK), this.#minRate(), this.#maxRate());
+  }
+
+  #warmUpBaseline(p90: number): void {
+    this.#baselineSamples += 1;
+    const current = this.#baselineMs;
+    this.#baselineMs = current === undefined ? p90 : current + (p90 - current) / this.#baselineSamples;
+  }
+}
+
+/**
+ * Fixed waves of spec.waves.initialSize, sent at initialSize per wave period. Fixed fixes the pace,
+ * not the safety: it still pauses for Retry-After and respects the scheduler, IPAM, node-capacity
+ * and budget guards and what remains, because those protect the cluster and everyone else on it.
+ * Users who want none of that set the guards wide open (maxPending, provider None).
+ */
+export class FixedWaveSizer implements WaveSizer {
+  #spec: SizerSpec;
+  #pauseUntil = 0;
+
+  constructor(spec: SizerSpec) {
+    this.#spec = spec;
+  }
+
+  updateSpec(spec: SizerSpec): void {
+    this.#spec = spec;
+  }
+
+  next(signals: WaveSignals): WaveDecision {
+    const { now } = signals;
+    const size = this.#spec.waves.initialSize;
+    const periodMs = wavePeriodMs(this.#spec);
+    const rateLimit: RateLimit = { concurrency: clamp(size, MIN_CONCURRENCY, MAX_CONCURRENCY), perSecond: size / (periodMs / 1_000) };
+    const w = signals.writes;
+    this.#pauseUntil = Math.max(this.#pauseUntil, signals.retryAfterUntil ?? 0, w?.retryAfterUntil ?? 0);
+    if (w && lossCount(w) > 0) this.#pauseUntil = Math.max(this.#pauseUntil, now + LOSS_MIN_PAUSE_MS);
+    if (signals.remaining <= 0) return doneDecision(rateLimit);
+    if (now < this.#pauseUntil) return pauseDecision(now, this.#pauseUntil, rateLimit, "");
+    const base: Candidate = { size, limitedBy: "Fixed", message: `fixed waves of ${size} pods (spec.waves.strategy Fixed)` };
+    return { ...pickSmallest(guardCandidates(this.#spec, signals), base), rateLimit, waitMs: 0 };
+  }
+}
+
+/** The sizer for a spec's strategy. */
+export function createWaveSizer(spec: SizerSpec): WaveSizer {
+  return spec.waves.strategy === "Fixed" ? new FixedWaveSizer(spec) : new AdaptiveWaveSizer(spec);
+}
