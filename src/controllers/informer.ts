@@ -15,6 +15,8 @@ export const RELIST_INTERVAL_MS = 30 * 60_000;
 /** Backoff after a failed list or watch: doubles from the initial value up to the cap, with jitter. */
 export const ERROR_BACKOFF_INITIAL_MS = 800;
 export const ERROR_BACKOFF_MAX_MS = 30_000;
+/** A watch that ends sooner than this without an event is treated as a failure (as client-go does). */
+export const MIN_HEALTHY_WATCH_MS = 1_000;
 
 /** Accept headers that make the API server send only metadata (PartialObjectMetadata). */
 export const METADATA_ONLY_ACCEPT = {
@@ -96,9 +98,14 @@ export class Informer<T extends ObjectWithMeta> {
   /** Resolves once the first list is in the cache (or rejects when the signal aborts first). */
   waitForSync(signal?: AbortSignal): Promise<void> {
     if (this.#synced) return Promise.resolve();
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
-      this.#syncWaiters.push(resolve);
-      signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+      const onAbort = () => reject(signal?.reason);
+      this.#syncWaiters.push(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
 
@@ -142,7 +149,12 @@ export class Informer<T extends ObjectWithMeta> {
           needList = false;
           backoff = ERROR_BACKOFF_INITIAL_MS;
         }
-        await this.#watch(signal);
+        const watchStarted = Date.now();
+        const events = await this.#watch(signal);
+        // A watch that ends at once with nothing in it means something between us and the data
+        // is wrong; resuming at once would turn that into a request storm.
+        if (events === 0 && Date.now() - watchStarted < MIN_HEALTHY_WATCH_MS) throw new Error("watch ended at once without events");
+        backoff = ERROR_BACKOFF_INITIAL_MS;
         // The server ended the watch (its timeout): resume from the last resourceVersion,
         // unless a periodic relist is due.
         needList = Date.now() - this.#lastListAt > (this.#opts.relistIntervalMs ?? RELIST_INTERVAL_MS);
@@ -203,7 +215,9 @@ export class Informer<T extends ObjectWithMeta> {
     }
   }
 
-  async #watch(signal: AbortSignal): Promise<void> {
+  /** Follows one watch until the server ends it; returns how many events it carried. */
+  async #watch(signal: AbortSignal): Promise<number> {
+    let count = 0;
     const events = this.#opts.client.watch<ObjectWithMeta>(
       this.#opts.path,
       { ...this.#query(), resourceVersion: this.#resourceVersion },
@@ -211,6 +225,7 @@ export class Informer<T extends ObjectWithMeta> {
       this.#opts.metadataOnly ? METADATA_ONLY_ACCEPT.watch : undefined,
     );
     for await (const event of events as AsyncIterable<WatchEvent<ObjectWithMeta>>) {
+      count++;
       if (event.type === "ERROR") {
         const status = event.object as { code?: number; message?: string };
         if (status.code === 410) throw new RelistNeeded();
@@ -221,18 +236,17 @@ export class Informer<T extends ObjectWithMeta> {
       if (event.type === "BOOKMARK") continue;
       const obj = this.#transform(event.object);
       const key = objectKey(obj);
-      if (event.type === "DELETED") {
-        const old = this.#store.get(key);
-        this.#remove(key, old ?? obj);
-      } else {
-        this.#upsert(key, obj);
-      }
+      // Handlers see the object's last state, as the DELETED event carries it.
+      if (event.type === "DELETED") this.#remove(key, obj);
+      else this.#upsert(key, obj);
     }
+    return count;
   }
 
   #upsert(key: string, obj: T): void {
     const old = this.#store.get(key);
-    if (old && old.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
+    const version = obj.metadata?.resourceVersion;
+    if (old && version !== undefined && old.metadata?.resourceVersion === version) return;
     if (old) this.#unindex(key, old);
     this.#store.set(key, obj);
     this.#index(key, obj);
