@@ -194,7 +194,7 @@ export class KubeClient {
       } catch {
         status = undefined;
       }
-      throw new ApiError({ method: opts.method, path: opts.path, code, status, retryAfterSeconds, text });
+      throw new ApiError({ method: opts.method, path: opts.path, code, status, retryAfterSeconds, text, headers: res.headers });
     }
     const parsed = opts.responseType === "text" ? text : text ? JSON.parse(text) : undefined;
     return { code, headers: res.headers, body: parsed as T };

@@ -1,3 +1,5 @@
+import type { IncomingHttpHeaders } from "node:http";
+
 // Errors from the API server, carrying what a person needs to act: the request, the HTTP code,
 // the Status reason and the server's own message.
 
@@ -18,8 +20,18 @@ export class ApiError extends Error {
   readonly path: string;
   readonly status: KubeStatusBody | undefined;
   readonly retryAfterSeconds: number | undefined;
+  /** Response headers, e.g. X-Kubernetes-PF-PriorityLevel-UID of a 429. */
+  readonly headers: IncomingHttpHeaders;
 
-  constructor(opts: { method: string; path: string; code: number; status?: KubeStatusBody; retryAfterSeconds?: number; text?: string }) {
+  constructor(opts: {
+    method: string;
+    path: string;
+    code: number;
+    status?: KubeStatusBody;
+    retryAfterSeconds?: number;
+    text?: string;
+    headers?: IncomingHttpHeaders;
+  }) {
     const reason = opts.status?.reason ?? `HTTP${opts.code}`;
     const message = opts.status?.message ?? opts.text?.slice(0, 500) ?? "";
     super(`${opts.method} ${opts.path}: ${opts.code} ${reason}${message ? `: ${message}` : ""}`);
@@ -29,6 +41,7 @@ export class ApiError extends Error {
     this.path = opts.path;
     this.status = opts.status;
     this.retryAfterSeconds = opts.retryAfterSeconds;
+    this.headers = opts.headers ?? {};
   }
 
   /** The API server's message alone, for status conditions and events. */

@@ -28,6 +28,8 @@ export const StallReason = {
   InsufficientPodIPs: "InsufficientPodIPs",
   /** No eligible node has a free pod slot. */
   InsufficientNodeCapacity: "InsufficientNodeCapacity",
+  /** The spec breaks a rule the API server did not enforce (e.g. a CRD older than the operator). */
+  InvalidSpec: "InvalidSpec",
 } as const;
 export type StallReason = (typeof StallReason)[keyof typeof StallReason];
 
@@ -75,5 +77,10 @@ export const EventReason = {
   PodsUnschedulable: "PodsUnschedulable",
   /** Pod IPs or node slots ran out. */
   InsufficientCapacity: "InsufficientCapacity",
+  /** A wave's writes are done. */
+  WaveFinished: "WaveFinished",
+  /** Pod writes failed after retries; the wave is retried with backoff. */
+  WriteFailed: "WriteFailed",
+  InvalidSpec: "InvalidSpec",
 } as const;
 export type EventReason = (typeof EventReason)[keyof typeof EventReason];

@@ -259,6 +259,7 @@ const STALL_EVENT: Readonly<Record<StallReason, EventReason>> = {
   PodsUnschedulable: EventReason.PodsUnschedulable,
   InsufficientPodIPs: EventReason.InsufficientCapacity,
   InsufficientNodeCapacity: EventReason.InsufficientCapacity,
+  InvalidSpec: EventReason.InvalidSpec,
 };
 
 function isStallReason(reason: string): reason is StallReason {

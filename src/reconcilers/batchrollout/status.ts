@@ -1,11 +1,13 @@
 import { LABEL_NAME } from "../../api/batchrollout.ts";
-import type { BatchRolloutStatus, Condition } from "../../api/batchrollout.ts";
+import { BatchRolloutStatus } from "../../api/batchrollout.ts";
+import type { Condition } from "../../api/batchrollout.ts";
 import {
   ConditionStatus,
   ConditionType,
   NotStalledReason,
   ProgressingReason,
   ReadyReason,
+  StallReason,
 } from "./conditions.ts";
 import { podName } from "./observed.ts";
 import type { Plan, PlanInput, Progress } from "./plan.ts";
@@ -149,6 +151,31 @@ export function computeStatus(input: PlanInput, plan: Plan, now: number): BatchR
   };
   if (input.signals !== undefined) status.signals = input.signals;
   return status;
+}
+
+/**
+ * Status of a rollout whose spec the operator cannot use: Stalled with the validation message,
+ * counts and wave kept from the previous status (nothing was written).
+ */
+export function invalidSpecStatus(
+  rollout: { metadata: { name: string; generation?: number }; status?: BatchRolloutStatus },
+  message: string,
+  now: number,
+): BatchRolloutStatus {
+  const generation = rollout.metadata.generation ?? 0;
+  const previous = rollout.status?.conditions ?? [];
+  const stalled = { status: ConditionStatus.True, reason: StallReason.InvalidSpec, message };
+  const waiting = { status: ConditionStatus.False, reason: StallReason.InvalidSpec, message };
+  return {
+    ...BatchRolloutStatus.parse(rollout.status ?? {}),
+    observedGeneration: generation,
+    selector: selectorFor(rollout.metadata.name),
+    conditions: [
+      stamp(ConditionType.Ready, waiting, previous, generation, now),
+      stamp(ConditionType.Progressing, waiting, previous, generation, now),
+      stamp(ConditionType.Stalled, stalled, previous, generation, now),
+    ],
+  };
 }
 
 /** JSON equality, insensitive to key order; absent and undefined are the same (JSON drops both). */

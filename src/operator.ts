@@ -1,0 +1,146 @@
+import type { Server } from "node:http";
+import { Registry, collectDefaultMetrics } from "prom-client";
+import type { Logger } from "pino";
+import { LABEL_NAME, LABEL_ORDINAL } from "./api/batchrollout.ts";
+import type { OperatorConfig } from "./api/config.ts";
+import { Controller } from "./controllers/controller.ts";
+import { EventRecorder } from "./controllers/event-recorder.ts";
+import { Informer } from "./controllers/informer.ts";
+import { LeaderElector, defaultIdentity } from "./controllers/leader-election.ts";
+import { ControllerMetrics } from "./controllers/metrics.ts";
+import { WorkQueue } from "./controllers/workqueue.ts";
+import { KubeClient } from "./kube/client.ts";
+import { instrumentClient } from "./kube/metrics.ts";
+import { PODS, resourcePath } from "./kube/resources.ts";
+import { RetryAfterGate } from "./ratelimit/retry-after.ts";
+import { Expectations } from "./reconcilers/batchrollout/expectations.ts";
+import { parseOrdinal } from "./reconcilers/batchrollout/observed.ts";
+import { type CachedPod, podIndexers, rolloutKeyOf, slimPod } from "./reconcilers/batchrollout/pod-cache.ts";
+import { BATCHROLLOUTS, BatchRolloutReconciler, type RawRollout } from "./reconcilers/batchrollout/reconciler.ts";
+import { startHttpServer } from "./telemetry/http-server.ts";
+
+// Wiring: informers → handlers that only enqueue keys → workqueue → controller workers →
+// reconciler. Caches and workers run only while this replica holds the leader Lease.
+
+export const CONTROLLER_NAME = "batchrollout";
+export const REPORTING_CONTROLLER = "batchrollout.dev/operator";
+
+interface Running {
+  informers: Pick<Informer<object>, "name" | "hasSynced">[];
+}
+
+/** Runs the operator until `signal` aborts (then drains in-flight writes) or leadership is lost. */
+export async function runOperator(config: OperatorConfig, logger: Logger, signal: AbortSignal): Promise<void> {
+  const client = await KubeClient.fromKubeconfig(config.kubeconfig);
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  instrumentClient(client, registry);
+  const metrics = new ControllerMetrics(registry);
+  const identity = defaultIdentity();
+  const log = logger.child({ identity });
+  let running: Running | undefined;
+
+  const servers: Server[] = [];
+  if (config.metricsPort > 0) servers.push(await startHttpServer({ port: config.metricsPort, host: config.bindAddress, logger: log, registry }));
+  if (config.healthPort > 0) {
+    servers.push(
+      await startHttpServer({
+        port: config.healthPort,
+        host: config.bindAddress,
+        logger: log,
+        // A standby replica is ready: it is healthy and waiting for the Lease.
+        probes: { notReady: () => (running?.informers ?? []).filter((i) => !i.hasSynced).map((i) => `informer ${i.name}`) },
+      }),
+    );
+  }
+
+  const recorder = new EventRecorder({ client, reportingController: REPORTING_CONTROLLER, reportingInstance: identity, logger: log });
+
+  const runControllers = async (leaderSignal: AbortSignal): Promise<void> => {
+    const rolloutsPath = resourcePath(BATCHROLLOUTS, { namespace: config.watchNamespace });
+    const rollouts = new Informer<RawRollout>({ name: "batchrollouts", client, path: rolloutsPath, logger: log });
+    const pods = new Informer<CachedPod>({
+      name: "pods",
+      client,
+      path: resourcePath(PODS, { namespace: config.watchNamespace }),
+      labelSelector: LABEL_NAME,
+      transform: slimPod,
+      indexers: podIndexers,
+      logger: log,
+    });
+    running = { informers: [rollouts, pods] };
+
+    const queue = new WorkQueue({ name: CONTROLLER_NAME, metrics });
+    const expectations = new Expectations();
+    const enqueueRollout = (r: RawRollout) => queue.add(`${r.metadata.namespace}/${r.metadata.name}`);
+    rollouts.addHandlers({
+      onAdd: enqueueRollout,
+      // Our own status patches change only status; they need no reconcile.
+      onUpdate: (old, cur) => {
+        const o = old.metadata;
+        const c = cur.metadata;
+        if (o.generation !== c.generation || o.deletionTimestamp !== c.deletionTimestamp || String(o.finalizers) !== String(c.finalizers)) {
+          enqueueRollout(cur);
+        }
+      },
+      onDelete: enqueueRollout,
+    });
+    const onPod = (pod: CachedPod, gone: boolean) => {
+      const key = rolloutKeyOf(pod);
+      if (!key) return;
+      const ordinal = parseOrdinal(pod.metadata.labels?.[LABEL_ORDINAL]);
+      if (ordinal !== undefined) expectations.observeCreate(key, ordinal);
+      if (gone || pod.metadata.deletionTimestamp) expectations.observeDelete(key, pod.metadata.name);
+      queue.add(key);
+    };
+    pods.addHandlers({ onAdd: (p) => onPod(p, false), onUpdate: (_, p) => onPod(p, false), onDelete: (p) => onPod(p, true) });
+
+    const reconciler = new BatchRolloutReconciler({
+      client,
+      rollouts,
+      pods,
+      expectations,
+      events: recorder,
+      gate: new RetryAfterGate(),
+      logger: log,
+    });
+    const controller = new Controller({ name: CONTROLLER_NAME, queue, reconcile: reconciler.reconcile, workers: config.workers, logger: log, metrics });
+
+    const informersStopped = Promise.all([rollouts.start(leaderSignal), pods.start(leaderSignal)]);
+    await Promise.all([rollouts.waitForSync(leaderSignal), pods.waitForSync(leaderSignal)]);
+    log.info({ rollouts: rollouts.size, pods: pods.size }, "caches synced; starting workers");
+    const workers = controller.run();
+    await new Promise<void>((resolve) => {
+      if (leaderSignal.aborted) resolve();
+      leaderSignal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    log.info("stopping: no new work, finishing writes in flight");
+    await controller.stop();
+    await workers;
+    await informersStopped;
+  };
+
+  try {
+    if (config.leaderElect) {
+      const elector = new LeaderElector({ client, namespace: config.leaderElectionNamespace, name: config.leaderElectionId, identity, logger: log });
+      await elector.run(signal, {
+        onStartedLeading: (leaderSignal) => runControllers(leaderSignal).catch((err: unknown) => log.error({ err }, "controllers failed")),
+        onStoppedLeading: () => {
+          if (!signal.aborted) {
+            // As controller-runtime does: a replica that lost the Lease exits, so it restarts clean.
+            log.error("leadership lost; exiting");
+            process.exitCode = 1;
+          }
+        },
+      });
+    } else {
+      await runControllers(signal).catch((err: unknown) => {
+        if (!signal.aborted) throw err;
+      });
+    }
+  } finally {
+    await recorder.flush();
+    for (const server of servers) server.close();
+    await client.close();
+  }
+}

@@ -1,0 +1,159 @@
+import type { Logger } from "pino";
+import type { BatchRollout } from "../../api/batchrollout.ts";
+import type { KubeClient } from "../../kube/client.ts";
+import { ApiError, isAlreadyExists, isNotFound, isRetryable, RequestTimeoutError } from "../../kube/errors.ts";
+import { PODS, resourcePath } from "../../kube/resources.ts";
+import type { WritePacer, WriteResponse } from "../../ratelimit/pacer.ts";
+import type { Expectations } from "./expectations.ts";
+import { podName } from "./observed.ts";
+import type { Plan, WriteError } from "./plan.ts";
+import { buildPod } from "./pod-template.ts";
+
+// The act step: sends one plan's pod writes through the rollout's pacer. Creates and deletes are
+// remembered as expectations before they are sent, so a reconcile that runs before the cache
+// catches up counts them as done. 409 AlreadyExists is a create that already happened.
+
+/** Attempts per pod write on 429, 5xx or timeouts; each attempt waits for the pacer and its Retry-After gate. */
+export const MAX_WRITE_ATTEMPTS = 5;
+
+/** HTTP codes after which the same create can never succeed until the spec changes. */
+const REJECTING_CODES = new Set([400, 422]);
+
+export interface WriteOutcome {
+  created: number;
+  /** Creates answered 409 AlreadyExists: a pod of that name exists, which is what we wanted. */
+  existed: number;
+  deleted: number;
+  /** A create the API server refused as invalid; creation stops until the generation changes. */
+  rejected?: WriteError;
+  /** Writes that failed for now (after retries) or were skipped because of a rejection or shutdown. */
+  failed: number;
+  /** The first failure that is not a rejection, for the requeue error. */
+  firstFailure?: Error;
+}
+
+/** What the pacer records of a write's result: status code, Retry-After, APF priority level. */
+export function classifyWrite({ error }: { value?: unknown; error?: unknown }): WriteResponse | undefined {
+  if (error === undefined) return { status: 201 };
+  if (error instanceof RequestTimeoutError) return { timedOut: true };
+  if (error instanceof ApiError) {
+    const retryAfter = error.headers["retry-after"];
+    const priorityLevel = error.headers["x-kubernetes-pf-prioritylevel-uid"];
+    return {
+      status: error.code,
+      ...(retryAfter === undefined ? {} : { retryAfter }),
+      ...(typeof priorityLevel === "string" ? { priorityLevel } : {}),
+    };
+  }
+  return undefined;
+}
+
+export interface ActOptions {
+  client: Pick<KubeClient, "request">;
+  pacer: Pick<WritePacer, "schedule">;
+  expectations: Expectations;
+  key: string;
+  rollout: BatchRollout;
+  plan: Plan;
+  templateHash: string;
+  /** UIDs of the pods the plan deletes, so a delete never hits a pod recreated under the same name. */
+  podUids: ReadonlyMap<string, string | undefined>;
+  signal: AbortSignal;
+  logger: Logger;
+}
+
+export async function executeWrites(opts: ActOptions): Promise<WriteOutcome> {
+  const { client, pacer, expectations, key, rollout, plan, signal } = opts;
+  const namespace = rollout.metadata.namespace ?? "default";
+  const collection = resourcePath(PODS, { namespace });
+  const outcome: WriteOutcome = { created: 0, existed: 0, deleted: 0, failed: 0 };
+  let stopCreates = false;
+
+  const fail = (err: unknown) => {
+    outcome.failed++;
+    outcome.firstFailure ??= err instanceof Error ? err : new Error(String(err));
+  };
+
+  /** Sends one write through the pacer, retrying what may succeed later. */
+  const send = async (write: () => Promise<unknown>, skip: () => boolean): Promise<"done" | "skipped"> => {
+    for (let attempt = 1; ; attempt++) {
+      let skipped = false;
+      try {
+        await pacer.schedule(async () => {
+          if (signal.aborted || skip()) {
+            skipped = true;
+            return;
+          }
+          await write();
+        });
+        return skipped ? "skipped" : "done";
+      } catch (err) {
+        if (!isRetryable(err) || attempt >= MAX_WRITE_ATTEMPTS || signal.aborted) throw err;
+      }
+    }
+  };
+
+  const deletes = plan.deletes.map(async (name) => {
+    expectations.expectDelete(key, name);
+    const uid = opts.podUids.get(name);
+    try {
+      const result = await send(
+        () =>
+          client.request({
+            method: "DELETE",
+            path: resourcePath(PODS, { namespace, name }),
+            body: { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: "Background", ...(uid ? { preconditions: { uid } } : {}) },
+            retryThrottled: false,
+            discardBody: true,
+          }),
+        () => false,
+      );
+      if (result === "skipped") expectations.observeDelete(key, name);
+      else outcome.deleted++;
+    } catch (err) {
+      expectations.observeDelete(key, name);
+      // Gone already, or replaced by a pod with another UID (409 precondition): nothing to delete.
+      if (isNotFound(err) || (err instanceof ApiError && err.code === 409)) return;
+      fail(err);
+    }
+  });
+
+  const creates = plan.creates.map(async (ordinal) => {
+    expectations.expectCreate(key, ordinal);
+    try {
+      const result = await send(
+        () =>
+          client.request({
+            method: "POST",
+            path: collection,
+            body: buildPod(rollout, ordinal, opts.templateHash),
+            retryThrottled: false,
+            discardBody: true,
+          }),
+        () => stopCreates,
+      );
+      if (result === "skipped") {
+        expectations.observeCreate(key, ordinal);
+        outcome.failed++;
+      } else {
+        outcome.created++;
+      }
+    } catch (err) {
+      if (isAlreadyExists(err)) {
+        // Keep the expectation: the cache will show the pod soon.
+        outcome.existed++;
+        return;
+      }
+      expectations.observeCreate(key, ordinal);
+      if (err instanceof ApiError && REJECTING_CODES.has(err.code)) {
+        stopCreates = true;
+        outcome.rejected ??= { code: err.code, reason: err.reason, message: err.serverMessage, podName: podName(rollout.metadata.name, ordinal) };
+        return;
+      }
+      fail(err);
+    }
+  });
+
+  await Promise.all([...deletes, ...creates]);
+  return outcome;
+}

@@ -1,0 +1,267 @@
+import type { Logger } from "pino";
+import { API_VERSION, BatchRolloutSpec, FINALIZER, KIND, PLURAL, GROUP, VERSION } from "../../api/batchrollout.ts";
+import type { BatchRollout, BatchRolloutStatus, SignalsStatus } from "../../api/batchrollout.ts";
+import { describeSpecIssues } from "../../api/crd-rules.ts";
+import type { ReconcileContext, Result } from "../../controllers/controller.ts";
+import type { EventSink } from "../../controllers/event-recorder.ts";
+import type { Informer } from "../../controllers/informer.ts";
+import type { KubeClient } from "../../kube/client.ts";
+import { isConflict, isNotFound } from "../../kube/errors.ts";
+import type { ResourceType } from "../../kube/resources.ts";
+import { resourcePath } from "../../kube/resources.ts";
+import { WritePacer } from "../../ratelimit/pacer.ts";
+import type { RetryAfterGate } from "../../ratelimit/retry-after.ts";
+import { createWaveSizer, type WaveSignals, type WaveSizer } from "../../ratelimit/wave-sizer.ts";
+import { WriteLatencyWindow, apiServerSignals } from "../../ratelimit/write-latency.ts";
+import { classifyWrite, executeWrites } from "./act.ts";
+import { EventReason, EventType } from "./conditions.ts";
+import type { Expectations } from "./expectations.ts";
+import { toObservedPod, type ObservedPod } from "./observed.ts";
+import { plan, type Plan, type PlanInput, type WriteError } from "./plan.ts";
+import { BY_ROLLOUT, type CachedPod } from "./pod-cache.ts";
+import { templateHash } from "./pod-template.ts";
+import { computeStatus, invalidSpecStatus, statusChanged } from "./status.ts";
+
+// The BatchRollout reconciler: observe (from the caches) → size the wave → plan (pure) → act
+// (paced pod writes) → persist status once. Every call starts from what the caches say, so a
+// missed event, a duplicate event or a restart changes nothing.
+
+export const BATCHROLLOUTS: ResourceType = { group: GROUP, version: VERSION, plural: PLURAL, namespaced: true };
+
+/** A rollout object as the informer caches it: not yet validated. */
+export type RawRollout = Omit<BatchRollout, "spec"> & { spec?: unknown };
+
+/** What one rollout keeps between reconciles: what was learned about the cluster's pace. */
+interface RolloutState {
+  uid: string | undefined;
+  sizer: WaveSizer;
+  window: WriteLatencyWindow;
+  pacer: WritePacer;
+  /** A create rejected by the API server, kept until the status saying so is written. */
+  rejected?: WriteError;
+  /**
+   * The status this replica last wrote. The operator is the only writer of status, and the cache
+   * lags its own patches, so planning from the cached status could start a wave twice.
+   */
+  written?: BatchRolloutStatus;
+}
+
+export interface ReconcilerDeps {
+  client: Pick<KubeClient, "request">;
+  rollouts: Pick<Informer<RawRollout>, "get">;
+  pods: Pick<Informer<CachedPod>, "byIndex">;
+  expectations: Expectations;
+  events: EventSink;
+  /** The cluster's Retry-After, shared by every rollout: a 429 to one slows them all. */
+  gate: RetryAfterGate;
+  logger: Logger;
+  now?: () => number;
+}
+
+export class BatchRolloutReconciler {
+  readonly #deps: ReconcilerDeps;
+  readonly #now: () => number;
+  readonly #state = new Map<string, RolloutState>();
+
+  constructor(deps: ReconcilerDeps) {
+    this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  /** For the controller: `reconcile(key, ctx)`. */
+  readonly reconcile = async (key: string, ctx: ReconcileContext): Promise<Result> => {
+    const raw = this.#deps.rollouts.get(key);
+    if (!raw) {
+      this.#forget(key);
+      return {};
+    }
+    const parsed = BatchRolloutSpec.safeParse(raw.spec);
+    if (!parsed.success) return this.#reportInvalidSpec(raw, describeSpecIssues(parsed.error.issues).join("; "), ctx.logger);
+    const state = this.#stateFor(key, raw.metadata.uid, parsed.data);
+    const rollout: BatchRollout = { ...raw, spec: parsed.data, status: state.written ?? raw.status };
+    const now = this.#now();
+
+    // Observe.
+    const cached = this.#deps.pods.byIndex(BY_ROLLOUT, key);
+    const pods = cached.map(toObservedPod).filter((p): p is ObservedPod => p !== undefined);
+    const pending = this.#deps.expectations.pending(key);
+    const hash = templateHash(rollout.spec.template);
+
+    // Size the wave, then plan it.
+    const deleting = rollout.metadata.deletionTimestamp !== undefined;
+    const signals: WaveSignals = {
+      now,
+      remaining: remainingWrites(deleting ? 0 : rollout.spec.replicas, pods, pending),
+      writes: state.window.tick(now),
+      retryAfterUntil: this.#deps.gate.notBefore,
+    };
+    const decision = state.sizer.next(signals);
+    state.pacer.update(decision.rateLimit);
+    const input: PlanInput = {
+      rollout,
+      pods,
+      expectations: pending,
+      capacity: decision,
+      templateHash: hash,
+      signals: statusSignals(signals),
+      now,
+      ...(state.rejected ? { lastWriteError: state.rejected } : {}),
+    };
+    let planned = plan(input);
+    const log = ctx.logger.child({ rollout: key, generation: rollout.metadata.generation });
+
+    // Act.
+    if (planned.addFinalizer) await this.#setFinalizer(rollout, true);
+    if (planned.waveStarted) {
+      log.info(
+        { wave: planned.wave.number, size: planned.wave.size, creates: planned.creates.length, deletes: planned.deletes.length, limitedBy: planned.wave.limitedBy, why: planned.wave.message },
+        "wave started",
+      );
+    }
+    let writeFailure: Error | undefined;
+    if (planned.creates.length + planned.deletes.length > 0) {
+      const started = this.#now();
+      const outcome = await executeWrites({
+        client: this.#deps.client,
+        pacer: state.pacer,
+        expectations: this.#deps.expectations,
+        key,
+        rollout,
+        plan: planned,
+        templateHash: hash,
+        podUids: new Map(cached.map((p) => [p.metadata.name, p.metadata.uid])),
+        signal: ctx.signal,
+        logger: log,
+      });
+      const summary = { wave: planned.wave.number, created: outcome.created, existed: outcome.existed, deleted: outcome.deleted, failed: outcome.failed, ms: Math.round(this.#now() - started) };
+      log.info(summary, "wave writes done");
+      this.#event(rollout, EventType.Normal, EventReason.WaveFinished, "Reconcile",
+        `wave ${summary.wave}: ${summary.created} pods created, ${summary.existed} already existed, ${summary.deleted} deleted, ${summary.failed} not written, in ${(summary.ms / 1000).toFixed(1)} s`);
+      if (outcome.rejected) {
+        state.rejected = outcome.rejected;
+        log.warn({ code: outcome.rejected.code, reason: outcome.rejected.reason, message: outcome.rejected.message }, "API server rejected a pod; creation stops until the spec changes");
+        // Plan again with what the API server said, so this very status reports the stall.
+        planned = plan({ ...input, expectations: this.#deps.expectations.pending(key), lastWriteError: outcome.rejected });
+      }
+      if (outcome.firstFailure) {
+        writeFailure = outcome.firstFailure;
+        this.#event(rollout, EventType.Warning, EventReason.WriteFailed, "CreatePods", `${outcome.failed} pod writes failed; retrying with backoff: ${outcome.firstFailure.message}`);
+      }
+    }
+    for (const e of planned.events) this.#event(rollout, e.type, e.reason, "Reconcile", e.message);
+    if (planned.blocker && planned.waveStarted === false && planned.events.length > 0) {
+      log.info({ reason: planned.blocker.reason, stalled: planned.blocker.stalled, why: planned.blocker.message }, "rollout held");
+    }
+
+    // Persist status once, and only when it changed.
+    const status = computeStatus({ ...input, lastWriteError: state.rejected }, planned, this.#now());
+    await this.#persistStatus(rollout, status);
+    state.written = status;
+    if (state.rejected && status.conditions?.some((c) => c.type === "Stalled" && c.status === "True")) delete state.rejected;
+    if (planned.removeFinalizer) await this.#setFinalizer(rollout, false);
+
+    if (writeFailure) throw writeFailure;
+    return planned.requeueAfterMs !== undefined ? { requeueAfterMs: planned.requeueAfterMs } : {};
+  };
+
+  #stateFor(key: string, uid: string | undefined, spec: BatchRolloutSpec): RolloutState {
+    let state = this.#state.get(key);
+    // A rollout deleted and created again under the same name starts afresh.
+    if (state && state.uid !== uid) {
+      this.#forget(key);
+      state = undefined;
+    }
+    if (!state) {
+      const window = new WriteLatencyWindow();
+      const sizer = createWaveSizer(spec);
+      const decision = sizer.next({ now: this.#now(), remaining: 0 });
+      state = {
+        uid,
+        sizer,
+        window,
+        pacer: new WritePacer({ rateLimit: decision.rateLimit, gate: this.#deps.gate, window, classify: classifyWrite, clock: this.#now }),
+      };
+      this.#state.set(key, state);
+    } else {
+      state.sizer.updateSpec(spec);
+    }
+    return state;
+  }
+
+  #forget(key: string): void {
+    void this.#state.get(key)?.pacer.stop();
+    this.#state.delete(key);
+    this.#deps.expectations.forget(key);
+  }
+
+  async #persistStatus(rollout: Pick<BatchRollout, "metadata" | "status">, status: BatchRolloutStatus): Promise<void> {
+    if (!statusChanged(rollout.status, status)) return;
+    const { name, namespace } = rollout.metadata;
+    try {
+      await this.#deps.client.request({
+        method: "PATCH",
+        path: resourcePath(BATCHROLLOUTS, { namespace, name, subresource: "status" }),
+        body: { status },
+        contentType: "application/merge-patch+json",
+      });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  /** Adds or removes our finalizer; the resourceVersion makes a stale view fail (409) instead of clobbering. */
+  async #setFinalizer(rollout: BatchRollout, present: boolean): Promise<void> {
+    const current = rollout.metadata.finalizers ?? [];
+    const finalizers = present ? [...new Set([...current, FINALIZER])] : current.filter((f) => f !== FINALIZER);
+    const { name, namespace, resourceVersion } = rollout.metadata;
+    try {
+      await this.#deps.client.request({
+        method: "PATCH",
+        path: resourcePath(BATCHROLLOUTS, { namespace, name }),
+        body: { metadata: { finalizers, resourceVersion } },
+        contentType: "application/merge-patch+json",
+      });
+    } catch (err) {
+      if (isNotFound(err)) return;
+      if (isConflict(err)) throw new Error(`finalizer update on ${namespace}/${name} raced another writer; retrying`, { cause: err });
+      throw err;
+    }
+  }
+
+  async #reportInvalidSpec(raw: RawRollout, message: string, logger: Logger): Promise<Result> {
+    logger.warn({ rollout: `${raw.metadata.namespace}/${raw.metadata.name}`, why: message }, "invalid spec; nothing is created until it is fixed");
+    const status = invalidSpecStatus(raw, message, this.#now());
+    if (statusChanged(raw.status, status)) {
+      this.#event(raw, EventType.Warning, EventReason.InvalidSpec, "Validate", message);
+      await this.#persistStatus(raw, status);
+    }
+    // The spec has to change for anything to happen, and that change enqueues the rollout again.
+    return {};
+  }
+
+  #event(rollout: Pick<BatchRollout, "metadata">, type: "Normal" | "Warning", reason: string, action: string, note: string): void {
+    const { name, namespace, uid } = rollout.metadata;
+    this.#deps.events.event({ apiVersion: API_VERSION, kind: KIND, name, namespace, uid: uid ?? "" }, type, reason, action, note);
+  }
+}
+
+/**
+ * Pod writes still to do, creates and deletes alike, for the sizer: desired ordinals with no pod and
+ * no create in flight, plus live pods at or above `replicas` with no delete in flight (every pod,
+ * when the rollout is being deleted and `replicas` is 0).
+ */
+function remainingWrites(replicas: number, pods: readonly ObservedPod[], pending: { creates: ReadonlySet<number>; deletes: ReadonlySet<string> }): number {
+  let present = 0;
+  let extra = 0;
+  for (const pod of pods) {
+    if (pod.ordinal < replicas) present++;
+    else if (!pod.deleting && !pending.deletes.has(pod.name)) extra++;
+  }
+  return Math.max(0, replicas - present - pending.creates.size) + extra;
+}
+
+function statusSignals(signals: WaveSignals): SignalsStatus | undefined {
+  return signals.writes ? { apiServer: apiServerSignals(signals.writes) } : undefined;
+}
+
+export type { Plan };

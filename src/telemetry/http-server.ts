@@ -1,0 +1,57 @@
+import { createServer, type Server } from "node:http";
+import type { Registry } from "prom-client";
+import type { Logger } from "pino";
+
+// /metrics, /healthz and /readyz, as controller-runtime serves them: liveness says the process
+// answers, readiness says its caches are synced (or it is a healthy standby).
+
+export interface Probes {
+  /** Names of checks that are not ready yet; empty means ready. */
+  notReady(): string[];
+}
+
+export function startHttpServer(opts: {
+  port: number;
+  host: string;
+  logger: Logger;
+  registry?: Registry;
+  probes?: Probes;
+}): Promise<Server> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (path === "/metrics" && opts.registry) {
+      opts.registry
+        .metrics()
+        .then((text) => {
+          res.writeHead(200, { "content-type": opts.registry!.contentType });
+          res.end(text);
+        })
+        .catch((err: unknown) => {
+          res.writeHead(500);
+          res.end(String(err));
+        });
+      return;
+    }
+    if (path === "/healthz" || path === "/livez") {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end("ok");
+      return;
+    }
+    if (path === "/readyz" && opts.probes) {
+      const waiting = opts.probes.notReady();
+      res.writeHead(waiting.length === 0 ? 200 : 503, { "content-type": "text/plain" });
+      res.end(waiting.length === 0 ? "ok" : `not ready: ${waiting.join(", ")}`);
+      return;
+    }
+    res.writeHead(404);
+    res.end();
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, () => {
+      const address = server.address();
+      opts.logger.info({ address }, "serving http");
+      resolve(server);
+    });
+  });
+}
