@@ -1,0 +1,123 @@
+import { spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { BatchRolloutStatus } from "../src/api/batchrollout.ts";
+import { KubeClient } from "../src/kube/client.ts";
+import { isNotFound } from "../src/kube/errors.ts";
+import { kubectl, up } from "../test/cluster/cluster.ts";
+import { REPO_ROOT, paths } from "../test/cluster/layout.ts";
+
+// The main job, end to end on the local control plane: bring it up, install the CRD, run the
+// operator with its non-exempt identity, apply examples/sim-fleet.yaml, show progress until Ready,
+// then summarise. Ctrl-C stops the operator and removes the example.
+
+const EXAMPLE = join(REPO_ROOT, "examples/sim-fleet.yaml");
+const NAMESPACE = "sims";
+const NAME = "sim-fleet";
+/** How often progress is read and printed. */
+const POLL_MS = 1_000;
+/** Give up when the rollout is not Ready after this long. */
+const DEADLINE_MS = 15 * 60_000;
+
+interface Rollout {
+  spec: { replicas: number };
+  status?: BatchRolloutStatus;
+}
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+async function waitGone(admin: KubeClient, path: string): Promise<void> {
+  for (;;) {
+    try {
+      await admin.get(path);
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    await sleep(500);
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { nodes: { type: "string", default: "100" } } });
+  const info = await up({ nodes: Number(values.nodes) });
+  const admin = await KubeClient.fromKubeconfig(info.adminKubeconfig);
+
+  say("installing the BatchRollout CRD");
+  kubectl(info.binDir, ["apply", "--server-side", "-f", join(REPO_ROOT, "crds")]);
+  kubectl(info.binDir, ["wait", "--for=condition=Established", "crd/batchrollouts.batchrollout.dev", "--timeout=60s"]);
+
+  // A previous run's example would be Ready already and show nothing.
+  await admin.delete(`/api/v1/namespaces/${NAMESPACE}`).catch(() => undefined);
+  await waitGone(admin, `/api/v1/namespaces/${NAMESPACE}`);
+
+  const operatorLog = join(paths.logs, "demo-operator.log");
+  say(`starting the operator as ${info.operatorKubeconfig} (ServiceAccount, non-exempt); log: ${operatorLog}`);
+  const operator = spawn(join(REPO_ROOT, "scripts/node"), [join(REPO_ROOT, "src/main.ts"), `--kubeconfig=${info.operatorKubeconfig}`,
+    "--leader-elect=false", "--metrics-port=18080", "--health-port=18081"], { stdio: ["ignore", "pipe", "pipe"] });
+  const log = createWriteStream(operatorLog);
+  operator.stdout.pipe(log);
+  operator.stderr.pipe(log);
+
+  const cleanUp = async () => {
+    operator.kill("SIGTERM");
+    await admin.delete(`/api/v1/namespaces/${NAMESPACE}`).catch(() => undefined);
+  };
+  process.once("SIGINT", () => {
+    say("\ninterrupted: stopping the operator and removing the example");
+    void cleanUp().finally(() => process.exit(130));
+  });
+
+  say(`applying ${EXAMPLE}`);
+  kubectl(info.binDir, ["apply", "-f", EXAMPLE]);
+
+  const started = Date.now();
+  let last = "";
+  let replicas: number;
+  for (;;) {
+    const br = await admin.get<Rollout>(`/apis/batchrollout.dev/v1alpha1/namespaces/${NAMESPACE}/batchrollouts/${NAME}`);
+    const s = br.status;
+    const wave = s?.wave;
+    replicas = br.spec.replicas;
+    const ready = s?.conditions?.find((c) => c.type === "Ready");
+    const secs = ((Date.now() - started) / 1000).toFixed(0).padStart(4);
+    const line =
+      `${secs}s  created ${String(s?.replicas ?? 0).padStart(5)}/${br.spec.replicas}  running ${String(s?.runningReplicas ?? 0).padStart(5)}` +
+      `  ready ${String(s?.readyReplicas ?? 0).padStart(5)}  wave ${wave?.number ?? 0} (${wave?.size ?? 0} pods, limited by ${wave?.limitedBy ?? "-"})` +
+      (wave?.message ? `: ${wave.message}` : "");
+    if (line.slice(6) !== last) say(line);
+    last = line.slice(6);
+    if (ready?.status === "True") break;
+    if (operator.exitCode !== null) throw new Error(`the operator exited with code ${operator.exitCode}; see ${operatorLog}`);
+    if (Date.now() - started > DEADLINE_MS) throw new Error(`not Ready after ${DEADLINE_MS / 60_000} min; see ${operatorLog}`);
+    await sleep(POLL_MS);
+  }
+
+  const seconds = (Date.now() - started) / 1000;
+  // Every wave leaves a WaveStarted event: "wave 6: creating 54 pods (...), limited by Remaining".
+  const events = await admin.get<{ items: { reason: string; note?: string }[] }>(`/apis/events.k8s.io/v1/namespaces/${NAMESPACE}/events`);
+  const waveNotes = events.items.filter((e) => e.reason === "WaveStarted").map((e) => /creating (\d+) pods.*limited by (\w+)/.exec(e.note ?? ""));
+  const byLimit = new Map<string, number>();
+  const sizes: number[] = [];
+  for (const m of waveNotes) {
+    if (!m) continue;
+    sizes.push(Number(m[1]));
+    byLimit.set(m[2]!, (byLimit.get(m[2]!) ?? 0) + 1);
+  }
+  say("");
+  say(`Ready: ${NAMESPACE}/${NAME}, ${replicas} pods in ${seconds.toFixed(1)} s (${(replicas / seconds).toFixed(0)} pods/s)`);
+  say(`waves: ${sizes.length} (sizes ${Math.min(...sizes)}..${Math.max(...sizes)} pods)`);
+  say(`limited by: ${[...byLimit].map(([k, n]) => `${k} ×${n}`).join(", ")}`);
+  say(`kubectl --kubeconfig ${info.adminKubeconfig} get br -n ${NAMESPACE}`);
+  say(kubectl(info.binDir, ["get", "br", "-n", NAMESPACE]).trimEnd());
+  say("the control plane keeps running; stop it with: bash scripts/run.sh cluster:down");
+  await cleanUp();
+  await admin.close();
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});
