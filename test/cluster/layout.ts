@@ -8,13 +8,16 @@ import { join, resolve } from "node:path";
 export const REPO_ROOT = resolve(import.meta.dirname, "../..");
 export const STATE_DIR = resolve(process.env.BATCHROLLOUT_CLUSTER_DIR ?? join(REPO_ROOT, ".cluster"));
 
+/** Shifts every port, so two clusters (two clones, say) can run side by side. */
+const PORT_OFFSET = Number(process.env.BATCHROLLOUT_PORT_OFFSET ?? 0);
+
 export const PORTS = {
-  etcdClient: 16379,
-  etcdPeer: 16380,
-  apiServer: 16443,
-  controllerManager: 16257,
-  scheduler: 16259,
-  kwok: 16247,
+  etcdClient: 16379 + PORT_OFFSET,
+  etcdPeer: 16380 + PORT_OFFSET,
+  apiServer: 16443 + PORT_OFFSET,
+  controllerManager: 16257 + PORT_OFFSET,
+  scheduler: 16259 + PORT_OFFSET,
+  kwok: 16247 + PORT_OFFSET,
 } as const;
 
 /** Pod addresses for all nodes: a /12 holds 4,096 node /24s, so 1,000 nodes fit with room. */
