@@ -18,6 +18,7 @@ import { parseOrdinal } from "./reconcilers/batchrollout/observed.ts";
 import { type CachedPod, podIndexers, rolloutKeyOf, slimPod } from "./reconcilers/batchrollout/pod-cache.ts";
 import { BATCHROLLOUTS, BatchRolloutReconciler, type RawRollout } from "./reconcilers/batchrollout/reconciler.ts";
 import { startHttpServer } from "./telemetry/http-server.ts";
+import { RolloutMetrics } from "./telemetry/rollout-metrics.ts";
 
 // Wiring: informers → handlers that only enqueue keys → workqueue → controller workers →
 // reconciler. Caches and workers run only while this replica holds the leader Lease.
@@ -36,6 +37,7 @@ export async function runOperator(config: OperatorConfig, logger: Logger, signal
   collectDefaultMetrics({ register: registry });
   instrumentClient(client, registry);
   const metrics = new ControllerMetrics(registry);
+  const rolloutMetrics = new RolloutMetrics(registry);
   const identity = defaultIdentity();
   const log = logger.child({ identity });
   let running: Running | undefined;
@@ -103,6 +105,7 @@ export async function runOperator(config: OperatorConfig, logger: Logger, signal
       events: recorder,
       gate: new RetryAfterGate(),
       logger: log,
+      metrics: rolloutMetrics,
     });
     const controller = new Controller({ name: CONTROLLER_NAME, queue, reconcile: reconciler.reconcile, workers: config.workers, logger: log, metrics });
 

@@ -13,6 +13,7 @@ import { WritePacer } from "../../ratelimit/pacer.ts";
 import type { RetryAfterGate } from "../../ratelimit/retry-after.ts";
 import { createWaveSizer, type WaveSignals, type WaveSizer } from "../../ratelimit/wave-sizer.ts";
 import { WriteLatencyWindow, apiServerSignals } from "../../ratelimit/write-latency.ts";
+import type { RolloutMetrics } from "../../telemetry/rollout-metrics.ts";
 import { classifyWrite, executeWrites } from "./act.ts";
 import { EventReason, EventType } from "./conditions.ts";
 import type { Expectations } from "./expectations.ts";
@@ -55,6 +56,7 @@ export interface ReconcilerDeps {
   /** The cluster's Retry-After, shared by every rollout: a 429 to one slows them all. */
   gate: RetryAfterGate;
   logger: Logger;
+  metrics?: RolloutMetrics;
   now?: () => number;
 }
 
@@ -157,6 +159,11 @@ export class BatchRolloutReconciler {
     const status = computeStatus({ ...input, lastWriteError: state.rejected }, planned, this.#now());
     await this.#persistStatus(rollout, status);
     state.written = status;
+    this.#deps.metrics?.observe(
+      { namespace: rollout.metadata.namespace ?? "", name: rollout.metadata.name },
+      { waveStarted: planned.waveStarted, limitedBy: decision.limitedBy, size: decision.size, rateLimit: decision.rateLimit, throttled: signals.writes?.throttled ?? 0 },
+      status,
+    );
     if (state.rejected && status.conditions?.some((c) => c.type === "Stalled" && c.status === "True")) delete state.rejected;
     if (planned.removeFinalizer) await this.#setFinalizer(rollout, false);
 
@@ -189,6 +196,8 @@ export class BatchRolloutReconciler {
   }
 
   #forget(key: string): void {
+    const [namespace = "", name = ""] = key.split("/");
+    this.#deps.metrics?.forget({ namespace, name });
     void this.#state.get(key)?.pacer.stop();
     this.#state.delete(key);
     this.#deps.expectations.forget(key);
