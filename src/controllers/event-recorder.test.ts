@@ -14,60 +14,9 @@ import {
 } from "./event-recorder.ts";
 import type { EventObject, EventRecorderOptions, EventRegarding } from "./event-recorder.ts";
 import { formatMicroTime } from "./leader-election.ts";
-import type { Clock } from "./rate-limiter.ts";
-import type { Timers } from "./workqueue.ts";
+import { ManualScheduler, settle } from "../../test/support/manual-scheduler.ts";
 
-/** Lets every pending promise continuation run; the fake client never waits on real time. */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
-}
 
-/** A clock and timers that only move when the test says so. */
-class ManualScheduler implements Clock, Timers {
-  #now = 1_700_000_000_000;
-  #nextId = 1;
-  readonly #timers = new Map<number, { at: number; callback: () => void }>();
-
-  now(): number {
-    return this.#now;
-  }
-
-  setTimeout(callback: () => void, ms: number): unknown {
-    const id = this.#nextId++;
-    this.#timers.set(id, { at: this.#now + ms, callback });
-    return id;
-  }
-
-  clearTimeout(handle: unknown): void {
-    this.#timers.delete(handle as number);
-  }
-
-  get pendingTimers(): number {
-    return this.#timers.size;
-  }
-
-  /** Moves time forward, firing due timers at their own instant and letting their writes finish. */
-  async advance(ms: number): Promise<void> {
-    const target = this.#now + ms;
-    for (;;) {
-      let nextId: number | undefined;
-      let next: { at: number; callback: () => void } | undefined;
-      for (const [id, timer] of this.#timers) {
-        if (timer.at <= target && (next === undefined || timer.at < next.at)) {
-          nextId = id;
-          next = timer;
-        }
-      }
-      if (next === undefined || nextId === undefined) break;
-      this.#timers.delete(nextId);
-      this.#now = Math.max(this.#now, next.at);
-      next.callback();
-      await settle();
-    }
-    this.#now = target;
-    await settle();
-  }
-}
 
 interface Call {
   method: "POST" | "PATCH";
@@ -123,7 +72,7 @@ const pod: EventRegarding = { apiVersion: "v1", kind: "Pod", name: "web-0", name
 const other: EventRegarding = { apiVersion: "v1", kind: "Pod", name: "web-1", namespace: "apps", uid: "uid-web-1" };
 
 function setup(overrides: Partial<EventRecorderOptions> = {}) {
-  const scheduler = new ManualScheduler();
+  const scheduler = new ManualScheduler(1_700_000_000_000);
   const client = new FakeEventsClient();
   const logs: { level: string | number; msg: string; [k: string]: unknown }[] = [];
   const logger = pino({ level: "debug" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
@@ -189,13 +138,13 @@ describe("EventRecorder", () => {
     recorder.event(pod, "Warning", "Throttled", "Create", "API server answered 429");
     await settle();
     for (let i = 0; i < 4; i++) {
-      await scheduler.advance(1_000);
+      await scheduler.advanceSettled(1_000);
       recorder.event(pod, "Warning", "Throttled", "Create", "API server answered 429");
     }
     const lastRepeat = scheduler.now();
     expect(client.creates()).toHaveLength(1);
     expect(client.patches()).toHaveLength(0);
-    await scheduler.advance(SERIES_PATCH_INTERVAL_MS);
+    await scheduler.advanceSettled(SERIES_PATCH_INTERVAL_MS);
     expect(client.creates()).toHaveLength(1);
     expect(client.patches()).toHaveLength(1);
     const name = client.creates()[0]!.metadata.name;
@@ -214,7 +163,7 @@ describe("EventRecorder", () => {
     const loopMs = 3 * SERIES_PATCH_INTERVAL_MS;
     for (let i = 0; i < repeats; i++) {
       recorder.event(pod, "Warning", "Throttled", "Create", "API server answered 429");
-      await scheduler.advance(loopMs / repeats);
+      await scheduler.advanceSettled(loopMs / repeats);
     }
     const writes = client.calls.length;
     expect(writes).toBeLessThanOrEqual(loopMs / SERIES_PATCH_INTERVAL_MS + 1);
@@ -242,13 +191,13 @@ describe("EventRecorder", () => {
   it("starts a new Event when a repeat comes after the series window", async () => {
     const { scheduler, client, recorder } = setup();
     recorder.event(pod, "Normal", "Paused", "Pause", "paused by user");
-    await scheduler.advance(SERIES_WINDOW_MS);
+    await scheduler.advanceSettled(SERIES_WINDOW_MS);
     recorder.event(pod, "Normal", "Paused", "Pause", "paused by user");
-    await scheduler.advance(SERIES_PATCH_INTERVAL_MS);
+    await scheduler.advanceSettled(SERIES_PATCH_INTERVAL_MS);
     expect(client.creates()).toHaveLength(1);
     expect(client.patches()).toHaveLength(1);
     // The window runs from the last occurrence, as client-go's series do.
-    await scheduler.advance(SERIES_WINDOW_MS + 1);
+    await scheduler.advanceSettled(SERIES_WINDOW_MS + 1);
     recorder.event(pod, "Normal", "Paused", "Pause", "paused by user");
     await settle();
     expect(client.creates()).toHaveLength(2);
@@ -261,7 +210,7 @@ describe("EventRecorder", () => {
     const note = `${"x".repeat(2_000)}€`;
     recorder.event(pod, "Warning", "Failed", "Create", note);
     recorder.event(pod, "Warning", "Failed", "Create", note);
-    await scheduler.advance(SERIES_PATCH_INTERVAL_MS);
+    await scheduler.advanceSettled(SERIES_PATCH_INTERVAL_MS);
     const created = client.creates();
     expect(created).toHaveLength(1);
     expect(Buffer.byteLength(created[0]!.note)).toBeLessThanOrEqual(NOTE_MAX_BYTES);
@@ -279,12 +228,12 @@ describe("EventRecorder", () => {
     recorder.event(pod, "Normal", "R", "A", "n"); // pod is now the most recently seen
     recorder.event(third, "Normal", "R", "A", "n"); // evicts other, not pod
     expect(recorder.trackedSeries).toBe(2);
-    await scheduler.advance(SERIES_PATCH_INTERVAL_MS);
+    await scheduler.advanceSettled(SERIES_PATCH_INTERVAL_MS);
     // pod's repeat, pending when pod was still tracked, was written as a series.
     expect(client.patches()).toHaveLength(1);
     recorder.event(pod, "Normal", "R", "A", "n");
     recorder.event(other, "Normal", "R", "A", "n");
-    await scheduler.advance(SERIES_PATCH_INTERVAL_MS);
+    await scheduler.advanceSettled(SERIES_PATCH_INTERVAL_MS);
     // other was forgotten, so its repeat is a new Event; pod's joins its series.
     expect(client.creates().map((e) => e.regarding.name)).toEqual(["web-0", "web-1", "web-2", "web-1"]);
     expect(client.patches()).toHaveLength(2);
@@ -303,7 +252,7 @@ describe("EventRecorder", () => {
     await settle();
     // Still within the interval of the failed write.
     expect(client.calls).toHaveLength(1);
-    await scheduler.advance(SERIES_PATCH_INTERVAL_MS);
+    await scheduler.advanceSettled(SERIES_PATCH_INTERVAL_MS);
     expect(client.creates()).toHaveLength(2);
     expect(client.creates()[1]!.series?.count).toBe(2);
   });
@@ -332,7 +281,7 @@ describe("EventRecorder", () => {
     const first = client.creates()[0]!.metadata.name;
     client.events.clear();
     recorder.event(pod, "Normal", "R", "A", "n");
-    await scheduler.advance(SERIES_PATCH_INTERVAL_MS);
+    await scheduler.advanceSettled(SERIES_PATCH_INTERVAL_MS);
     expect(client.patches()).toHaveLength(1);
     expect(client.creates()).toHaveLength(2);
     const second = client.creates()[1]!;

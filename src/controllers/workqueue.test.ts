@@ -2,54 +2,9 @@ import { Registry } from "prom-client";
 import { describe, expect, it, vi } from "vitest";
 import { ControllerMetrics } from "./metrics.ts";
 import { ItemExponentialFailureRateLimiter } from "./rate-limiter.ts";
-import type { Clock } from "./rate-limiter.ts";
 import { WorkQueue, realTimers } from "./workqueue.ts";
-import type { Timers, WorkQueueOptions } from "./workqueue.ts";
-
-/** A clock and timers that only move when the test says so. */
-class ManualScheduler implements Clock, Timers {
-  #now = 0;
-  #nextId = 1;
-  readonly #timers = new Map<number, { at: number; callback: () => void }>();
-
-  now(): number {
-    return this.#now;
-  }
-
-  setTimeout(callback: () => void, ms: number): unknown {
-    const id = this.#nextId++;
-    this.#timers.set(id, { at: this.#now + ms, callback });
-    return id;
-  }
-
-  clearTimeout(handle: unknown): void {
-    this.#timers.delete(handle as number);
-  }
-
-  get pendingTimers(): number {
-    return this.#timers.size;
-  }
-
-  /** Moves time forward, firing due timers in time order at their own instant. */
-  advance(ms: number): void {
-    const target = this.#now + ms;
-    for (;;) {
-      let nextId: number | undefined;
-      let next: { at: number; callback: () => void } | undefined;
-      for (const [id, timer] of this.#timers) {
-        if (timer.at <= target && (next === undefined || timer.at < next.at)) {
-          nextId = id;
-          next = timer;
-        }
-      }
-      if (next === undefined || nextId === undefined) break;
-      this.#timers.delete(nextId);
-      this.#now = Math.max(this.#now, next.at);
-      next.callback();
-    }
-    this.#now = target;
-  }
-}
+import type { WorkQueueOptions } from "./workqueue.ts";
+import { ManualScheduler } from "../../test/support/manual-scheduler.ts";
 
 function newQueue(overrides: Partial<WorkQueueOptions> = {}): { queue: WorkQueue; scheduler: ManualScheduler } {
   const scheduler = new ManualScheduler();
