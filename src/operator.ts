@@ -12,7 +12,12 @@ import { WorkQueue } from "./controllers/workqueue.ts";
 import { KubeClient } from "./kube/client.ts";
 import { instrumentClient } from "./kube/metrics.ts";
 import { PODS, resourcePath } from "./kube/resources.ts";
+import { ClusterPace } from "./ratelimit/cluster-pace.ts";
 import { RetryAfterGate } from "./ratelimit/retry-after.ts";
+import { ApiServerSignal } from "./ratelimit/signals/apiserver.ts";
+import { IpamSignals } from "./ratelimit/signals/ipam.ts";
+import { MetricsEndpoint } from "./ratelimit/signals/metrics-endpoint.ts";
+import { SchedulerSignal } from "./ratelimit/signals/scheduler.ts";
 import { Expectations } from "./reconcilers/batchrollout/expectations.ts";
 import { parseOrdinal } from "./reconcilers/batchrollout/observed.ts";
 import { type CachedPod, podIndexers, rolloutKeyOf, slimPod } from "./reconcilers/batchrollout/pod-cache.ts";
@@ -57,6 +62,10 @@ export async function runOperator(config: OperatorConfig, logger: Logger, signal
   }
 
   const recorder = new EventRecorder({ client, reportingController: REPORTING_CONTROLLER, reportingInstance: identity, logger: log });
+  // Which APF FlowSchema and priority level our pod writes land in, and (when RBAC allows) that
+  // level's queueing from kube-apiserver /metrics.
+  const apiServer = new ApiServerSignal({ client, logger: log, scrapeMetrics: config.apiServerMetrics });
+  apiServer.attach(client);
 
   const runControllers = async (leaderSignal: AbortSignal): Promise<void> => {
     const rolloutsPath = resourcePath(BATCHROLLOUTS, { namespace: config.watchNamespace });
@@ -70,7 +79,15 @@ export async function runOperator(config: OperatorConfig, logger: Logger, signal
       indexers: podIndexers,
       logger: log,
     });
-    running = { informers: [rollouts, pods] };
+    const schedulerMetrics = config.schedulerMetricsUrl
+      ? new MetricsEndpoint({ url: config.schedulerMetricsUrl, insecureSkipTLSVerify: config.schedulerMetricsInsecure })
+      : undefined;
+    // Cluster-wide: scope Cluster counts every unbound pod, scope Rollout uses its index.
+    const scheduler = new SchedulerSignal({ client, logger: log, ...(schedulerMetrics ? { metrics: schedulerMetrics } : {}) });
+    const ipam = new IpamSignals({ client, logger: log, signal: leaderSignal });
+    const gate = new RetryAfterGate();
+    const pace = new ClusterPace({ gate, logger: log, now: Date.now() });
+    running = { informers: [rollouts, pods, scheduler] };
 
     const queue = new WorkQueue({ name: CONTROLLER_NAME, metrics });
     const expectations = new Expectations();
@@ -103,14 +120,18 @@ export async function runOperator(config: OperatorConfig, logger: Logger, signal
       pods,
       expectations,
       events: recorder,
-      gate: new RetryAfterGate(),
+      gate,
       logger: log,
       metrics: rolloutMetrics,
+      apiServer,
+      scheduler,
+      ipam,
+      pace,
     });
     const controller = new Controller({ name: CONTROLLER_NAME, queue, reconcile: reconciler.reconcile, workers: config.workers, logger: log, metrics });
 
-    const informersStopped = Promise.all([rollouts.start(leaderSignal), pods.start(leaderSignal)]);
-    await Promise.all([rollouts.waitForSync(leaderSignal), pods.waitForSync(leaderSignal)]);
+    const informersStopped = Promise.all([rollouts.start(leaderSignal), pods.start(leaderSignal), scheduler.run(leaderSignal), apiServer.run(leaderSignal)]);
+    await Promise.all([rollouts.waitForSync(leaderSignal), pods.waitForSync(leaderSignal), scheduler.waitForSync(leaderSignal)]);
     log.info({ rollouts: rollouts.size, pods: pods.size }, "caches synced; starting workers");
     const workers = controller.run();
     await new Promise<void>((resolve) => {
@@ -121,6 +142,8 @@ export async function runOperator(config: OperatorConfig, logger: Logger, signal
     await controller.stop();
     await workers;
     await informersStopped;
+    await ipam.close();
+    await schedulerMetrics?.close();
   };
 
   try {

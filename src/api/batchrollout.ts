@@ -157,24 +157,36 @@ export const WaveStatus = z.object({
 export const SignalsStatus = z.object({
   apiServer: z
     .object({
-      flowSchema: z.string().optional(),
-      priorityLevel: z.string().optional(),
+      flowSchema: z.string().optional().describe("APF FlowSchema the operator's pod writes match."),
+      priorityLevel: z.string().optional().describe("APF priority level they are queued in."),
       writeLatencyP90Ms: z.number().min(0).optional(),
       throttled: z.int().min(0).optional().describe("429 responses seen by this rollout's writes."),
       retryAfterSeconds: z.number().min(0).optional(),
+      metrics: z
+        .enum(["Ok", "Idle", "Failing", "Forbidden", "Disabled"])
+        .optional()
+        .describe("kube-apiserver /metrics scrape: Forbidden means client-side signals only."),
+      inQueue: z.int().min(0).optional().describe("Requests queued in the priority level at the last scrape."),
+      waitP99Ms: z.number().min(0).optional().describe("p99 APF queue wait between the last two scrapes."),
+      rejected: z.int().min(0).optional().describe("Requests of the priority level APF rejected between the last two scrapes."),
+      message: z.string().optional(),
     })
     .optional(),
   scheduler: z
     .object({
-      pending: z.int().min(0),
+      pending: z.int().min(0).describe("Unbound pods in spec.guards.scheduler.scope."),
       unschedulable: z.int().min(0).optional(),
       gated: z.int().min(0).optional(),
+      notYetTried: z.int().min(0).optional(),
+      message: z.string().optional().describe("The scheduler's message for an unschedulable pod."),
     })
     .optional(),
   ipam: z
     .object({
       provider: z.string(),
       free: z.int().min(0).optional(),
+      capacity: z.int().min(0).optional(),
+      nodeSlots: z.int().min(0).optional().describe("Free pod slots on nodes the template can use."),
       message: z.string().optional(),
     })
     .optional(),

@@ -18,13 +18,12 @@ export const OperatorConfig = z.object({
   leaderElectionNamespace: z.string().default("batchrollout-system").describe("Namespace of the leader Lease"),
   leaderElectionId: z.string().default("batchrollout-operator").describe("Name of the leader Lease"),
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
-  maxWriteConcurrency: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(1000)
-    .default(200)
-    .describe("Upper bound on concurrent pod writes across all rollouts; the sizer works below it"),
+  schedulerMetricsUrl: z.url().optional().describe("kube-scheduler /metrics, for scheduler_pending_pods (optional)"),
+  schedulerMetricsInsecure: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((v) => v === "true")
+    .describe("Skip TLS verification of the scheduler metrics URL (its serving certificate is often self-signed)"),
   apiServerMetrics: z
     .enum(["true", "false"])
     .default("true")

@@ -27,7 +27,7 @@ export interface WritePacerOptions {
   rateLimit: RateLimit;
   gate: RetryAfterGate;
   /** Receives every outcome with its latency, for the sizer's next tick. */
-  window?: WriteLatencyWindow;
+  window?: Pick<WriteLatencyWindow, "record">;
   /** 429s by priority level. */
   throttled?: ThrottleSink;
   /** Reads status and headers off a job's result or error; without it outcomes are not recorded. */
@@ -51,7 +51,7 @@ function sleep(ms: number): Promise<void> {
 export class WritePacer {
   readonly #limiter: Bottleneck;
   readonly #gate: RetryAfterGate;
-  readonly #window: WriteLatencyWindow | undefined;
+  readonly #window: Pick<WriteLatencyWindow, "record"> | undefined;
   readonly #throttled: ThrottleSink | undefined;
   readonly #classify: WritePacerOptions["classify"];
   readonly #clock: () => number;

@@ -229,6 +229,16 @@ describe("AdaptiveWaveSizer: guards", () => {
     });
   });
 
+  it("unschedulable pods of the rollout stop new waves even below maxPending, saying why", () => {
+    const message = "0/100 nodes are available: 100 node(s) didn't match Pod's node affinity/selector.";
+    expect(fresh().next({ now: 0, remaining: 5_000, pending: 12, unschedulable: { count: 12, message } })).toMatchObject({
+      size: 0,
+      limitedBy: "Scheduler",
+      message: `12 pods unschedulable: ${message}`,
+    });
+    expect(fresh().next({ now: 0, remaining: 5_000, pending: 12, unschedulable: { count: 0 } })).toMatchObject({ size: 488, limitedBy: "Scheduler" });
+  });
+
   it("IP headroom → exactly free minus the reserve", () => {
     const ipam = { provider: "Calico" as const, free: 1_300, capacity: 6_000 };
     expect(fresh().next({ now: 0, remaining: 5_000, ipam })).toMatchObject({
@@ -257,7 +267,7 @@ describe("AdaptiveWaveSizer: guards", () => {
   it("remaining bounds the last wave; nothing left is None", () => {
     const trace = new Trace(new AdaptiveWaveSizer(spec()));
     trace.run(5, 40);
-    expect(trace.step(40, {}, { remaining: 37 })).toMatchObject({ size: 37, limitedBy: "Remaining", message: "37 pods left to create" });
+    expect(trace.step(40, {}, { remaining: 37 })).toMatchObject({ size: 37, limitedBy: "Remaining", message: "37 pods left to create or delete" });
     expect(trace.step(40, {}, { remaining: 0 })).toMatchObject({ size: 0, limitedBy: "None" });
   });
 

@@ -124,6 +124,11 @@ export interface WaveSignals {
   retryAfterUntil?: number;
   /** Pods waiting for the scheduler, counted in spec.guards.scheduler.scope. */
   pending?: number;
+  /**
+   * This rollout's pods the scheduler has tried and found no node for. More pods from the same
+   * template would not fit either, so they stop new waves until the scheduler places them.
+   */
+  unschedulable?: { count: number; message?: string };
   /** IP headroom from the selected provider; the reserve comes from spec.guards.ipam.reserve. */
   ipam?: IpHeadroom;
   /** Free pod slots on eligible nodes. */
@@ -180,6 +185,14 @@ function clamp(value: number, min: number, max: number): number {
 export function guardCandidates(spec: SizerSpec, signals: WaveSignals): Candidate[] {
   const out: Candidate[] = [];
   const { maxPending, scope } = spec.guards.scheduler;
+  const unschedulable = signals.unschedulable;
+  if (unschedulable && unschedulable.count > 0) {
+    out.push({
+      size: 0,
+      limitedBy: "Scheduler",
+      message: `${unschedulable.count} pods unschedulable${unschedulable.message ? `: ${unschedulable.message}` : ""}`,
+    });
+  }
   if (signals.pending !== undefined) {
     const room = Math.max(0, maxPending - signals.pending);
     out.push({
@@ -217,7 +230,7 @@ export function guardCandidates(spec: SizerSpec, signals: WaveSignals): Candidat
     out.push({ size: room, limitedBy: "Budget", message: `the cluster-wide write budget leaves ${room} pods for this rollout this wave` });
   }
   const remaining = Math.max(0, signals.remaining);
-  out.push({ size: remaining, limitedBy: "Remaining", message: `${remaining} pods left to create` });
+  out.push({ size: remaining, limitedBy: "Remaining", message: `${remaining} pods left to create or delete` });
   return out;
 }
 

@@ -296,11 +296,12 @@ function creationStop(input: PlanInput, progress: Progress): Blocker | undefined
 
 function capacityStop(capacity: WaveCapacity, progress: Progress): Blocker {
   const why = capacity.message === undefined ? "" : `: ${capacity.message}`;
+  // The sizer's message already names the numbers and what to check; ours is the fallback.
   if (capacity.limitedBy === "IPAM") {
-    return { reason: StallReason.InsufficientPodIPs, message: `no pod IPs left beyond spec.guards.ipam.reserve${why}`, stalled: true };
+    return { reason: StallReason.InsufficientPodIPs, message: capacity.message ?? "no pod IPs left beyond spec.guards.ipam.reserve", stalled: true };
   }
   if (capacity.limitedBy === "NodeCapacity") {
-    return { reason: StallReason.InsufficientNodeCapacity, message: `no free pod slots on eligible nodes${why}`, stalled: true };
+    return { reason: StallReason.InsufficientNodeCapacity, message: capacity.message ?? "no free pod slots on eligible nodes", stalled: true };
   }
   if (capacity.limitedBy === "Scheduler" && progress.unschedulable > 0) {
     return {

@@ -12,7 +12,11 @@ import { resourcePath } from "../../kube/resources.ts";
 import { WritePacer } from "../../ratelimit/pacer.ts";
 import type { RetryAfterGate } from "../../ratelimit/retry-after.ts";
 import { createWaveSizer, type WaveSignals, type WaveSizer } from "../../ratelimit/wave-sizer.ts";
-import { WriteLatencyWindow, apiServerSignals } from "../../ratelimit/write-latency.ts";
+import { WriteLatencyWindow, apiServerSignals, type WriteOutcome } from "../../ratelimit/write-latency.ts";
+import type { ClusterPace } from "../../ratelimit/cluster-pace.ts";
+import type { ApfMetrics, ApiServerSignal } from "../../ratelimit/signals/apiserver.ts";
+import type { IpamSignals } from "../../ratelimit/signals/ipam.ts";
+import type { SchedulerSignal } from "../../ratelimit/signals/scheduler.ts";
 import type { RolloutMetrics } from "../../telemetry/rollout-metrics.ts";
 import { classifyWrite, executeWrites } from "./act.ts";
 import { EventReason, EventType } from "./conditions.ts";
@@ -45,6 +49,8 @@ interface RolloutState {
    * lags its own patches, so planning from the cached status could start a wave twice.
    */
   written?: BatchRolloutStatus;
+  /** 429s this rollout's writes have met, for status. */
+  throttled: number;
 }
 
 export interface ReconcilerDeps {
@@ -57,6 +63,11 @@ export interface ReconcilerDeps {
   gate: RetryAfterGate;
   logger: Logger;
   metrics?: RolloutMetrics;
+  /** Cluster-wide signal sources; one that is absent does not bound waves. */
+  apiServer?: Pick<ApiServerSignal, "snapshot">;
+  scheduler?: Pick<SchedulerSignal, "pending">;
+  ipam?: Pick<IpamSignals, "read">;
+  pace?: Pick<ClusterPace, "grant" | "release" | "forget" | "record">;
   now?: () => number;
 }
 
@@ -90,13 +101,7 @@ export class BatchRolloutReconciler {
     const hash = templateHash(rollout.spec.template);
 
     // Size the wave, then plan it.
-    const deleting = rollout.metadata.deletionTimestamp !== undefined;
-    const signals: WaveSignals = {
-      now,
-      remaining: remainingWrites(deleting ? 0 : rollout.spec.replicas, pods, pending),
-      writes: state.window.tick(now),
-      retryAfterUntil: this.#deps.gate.notBefore,
-    };
+    const { signals, statusSignals, grant } = await this.#readSignals(key, rollout, pods, pending, state, now, ctx.signal);
     const decision = state.sizer.next(signals);
     state.pacer.update(decision.rateLimit);
     const input: PlanInput = {
@@ -105,11 +110,12 @@ export class BatchRolloutReconciler {
       expectations: pending,
       capacity: decision,
       templateHash: hash,
-      signals: statusSignals(signals),
+      signals: statusSignals,
       now,
       ...(state.rejected ? { lastWriteError: state.rejected } : {}),
     };
     let planned = plan(input);
+    if (grant !== undefined) this.#deps.pace?.release(key, grant - (planned.creates.length + planned.deletes.length), now);
     const log = ctx.logger.child({ rollout: key, generation: rollout.metadata.generation });
 
     // Act.
@@ -171,6 +177,73 @@ export class BatchRolloutReconciler {
     return planned.requeueAfterMs !== undefined ? { requeueAfterMs: planned.requeueAfterMs } : {};
   };
 
+  /**
+   * Everything the sizer weighs for this rollout's next wave: its own writes, the shared
+   * Retry-After, the scheduler's backlog and its own unschedulable pods, IP headroom and node
+   * slots (only while it has pods to create), and its share of the cluster's write budget.
+   */
+  async #readSignals(
+    key: string,
+    rollout: BatchRollout,
+    pods: readonly ObservedPod[],
+    pending: { creates: ReadonlySet<number>; deletes: ReadonlySet<string> },
+    state: RolloutState,
+    now: number,
+    signal: AbortSignal,
+  ): Promise<{ signals: WaveSignals; statusSignals: SignalsStatus; grant: number | undefined }> {
+    const { spec } = rollout;
+    const deleting = rollout.metadata.deletionTimestamp !== undefined;
+    // Creates and deletes alike: the sizer paces scale-down and deletion too (all pods go when deleting).
+    const desired = deleting ? 0 : spec.replicas;
+    const missing = missingPods(desired, pods, pending);
+    const remaining = missing + extraPods(desired, pods, pending);
+    const writes = state.window.tick(now);
+    const signals: WaveSignals = { now, remaining, writes, retryAfterUntil: this.#deps.gate.notBefore };
+    const apf = this.#deps.apiServer?.snapshot();
+    const statusSignals: SignalsStatus = {
+      apiServer: {
+        ...apiServerSignals(writes, {
+          ...(apf?.flowSchema ? { flowSchema: apf.flowSchema } : {}),
+          ...(apf?.priorityLevel ? { priorityLevel: apf.priorityLevel } : {}),
+          throttledTotal: (state.throttled += writes.throttled),
+          ...(this.#deps.gate.lastRetryAfterMs === undefined ? {} : { retryAfterMs: this.#deps.gate.lastRetryAfterMs }),
+        }),
+        ...apfMetricsStatus(apf?.metrics),
+      },
+    };
+
+    const waiting = this.#deps.scheduler?.pending(spec.guards.scheduler.scope, key);
+    const unschedulable = pods.filter((p) => p.unschedulableMessage !== undefined && !p.deleting);
+    signals.unschedulable = { count: unschedulable.length, ...(unschedulable[0] ? { message: unschedulable[0].unschedulableMessage } : {}) };
+    if (waiting) {
+      signals.pending = waiting.pending;
+      statusSignals.scheduler = {
+        pending: waiting.pending,
+        unschedulable: waiting.unschedulable,
+        gated: waiting.gated,
+        notYetTried: waiting.notYetTried,
+        ...(waiting.firstUnschedulableMessage ? { message: waiting.firstUnschedulableMessage } : {}),
+      };
+    }
+
+    if (this.#deps.ipam && missing > 0 && !spec.paused) {
+      const ip = await this.#deps.ipam.read({ provider: spec.guards.ipam.provider, template: spec.template, metricsURL: spec.guards.ipam.metricsURL }, signal);
+      signals.nodeSlots = ip.nodeSlots;
+      if (ip.headroom) signals.ipam = ip.headroom;
+      statusSignals.ipam = {
+        provider: ip.choice.provider,
+        nodeSlots: ip.nodeSlots,
+        ...(ip.headroom?.free === undefined ? {} : { free: ip.headroom.free }),
+        ...(ip.headroom?.capacity === undefined ? {} : { capacity: ip.headroom.capacity }),
+        ...(ip.headroom?.message ? { message: ip.headroom.message } : {}),
+      };
+    }
+
+    const grant = this.#deps.pace?.grant(key, spec.priority, spec.paused ? 0 : remaining, now);
+    if (grant !== undefined) signals.budget = grant;
+    return { signals, statusSignals, grant };
+  }
+
   #stateFor(key: string, uid: string | undefined, spec: BatchRolloutSpec): RolloutState {
     let state = this.#state.get(key);
     // A rollout deleted and created again under the same name starts afresh.
@@ -182,11 +255,15 @@ export class BatchRolloutReconciler {
       const window = new WriteLatencyWindow();
       const sizer = createWaveSizer(spec);
       const decision = sizer.next({ now: this.#now(), remaining: 0 });
+      const pace = this.#deps.pace;
+      // The cluster's pace sees every rollout's writes too.
+      const record = pace ? { record: (o: WriteOutcome) => (window.record(o), pace.record(o)) } : window;
       state = {
         uid,
         sizer,
         window,
-        pacer: new WritePacer({ rateLimit: decision.rateLimit, gate: this.#deps.gate, window, classify: classifyWrite, clock: this.#now }),
+        throttled: 0,
+        pacer: new WritePacer({ rateLimit: decision.rateLimit, gate: this.#deps.gate, window: record, classify: classifyWrite, clock: this.#now }),
       };
       this.#state.set(key, state);
     } else {
@@ -198,6 +275,7 @@ export class BatchRolloutReconciler {
   #forget(key: string): void {
     const [namespace = "", name = ""] = key.split("/");
     this.#deps.metrics?.forget({ namespace, name });
+    this.#deps.pace?.forget(key);
     void this.#state.get(key)?.pacer.stop();
     this.#state.delete(key);
     this.#deps.expectations.forget(key);
@@ -254,23 +332,30 @@ export class BatchRolloutReconciler {
   }
 }
 
-/**
- * Pod writes still to do, creates and deletes alike, for the sizer: desired ordinals with no pod and
- * no create in flight, plus live pods at or above `replicas` with no delete in flight (every pod,
- * when the rollout is being deleted and `replicas` is 0).
- */
-function remainingWrites(replicas: number, pods: readonly ObservedPod[], pending: { creates: ReadonlySet<number>; deletes: ReadonlySet<string> }): number {
+/** Desired ordinals with neither a pod nor a create in flight: the creates still to do. */
+function missingPods(replicas: number, pods: readonly ObservedPod[], pending: { creates: ReadonlySet<number> }): number {
   let present = 0;
-  let extra = 0;
-  for (const pod of pods) {
-    if (pod.ordinal < replicas) present++;
-    else if (!pod.deleting && !pending.deletes.has(pod.name)) extra++;
-  }
-  return Math.max(0, replicas - present - pending.creates.size) + extra;
+  for (const pod of pods) if (pod.ordinal < replicas) present++;
+  return Math.max(0, replicas - present - pending.creates.size);
 }
 
-function statusSignals(signals: WaveSignals): SignalsStatus | undefined {
-  return signals.writes ? { apiServer: apiServerSignals(signals.writes) } : undefined;
+/** Live pods at or above `replicas` with no delete in flight: the deletes still to do. */
+function extraPods(replicas: number, pods: readonly ObservedPod[], pending: { deletes: ReadonlySet<string> }): number {
+  let extra = 0;
+  for (const pod of pods) if (pod.ordinal >= replicas && !pod.deleting && !pending.deletes.has(pod.name)) extra++;
+  return extra;
+}
+
+/** What status says of the kube-apiserver /metrics guardrail. */
+function apfMetricsStatus(metrics: ApfMetrics | undefined): NonNullable<SignalsStatus["apiServer"]> {
+  if (!metrics) return {};
+  return {
+    metrics: metrics.state,
+    ...(metrics.inQueue === undefined ? {} : { inQueue: metrics.inQueue }),
+    ...(metrics.waitP99Ms === undefined ? {} : { waitP99Ms: Math.round(metrics.waitP99Ms) }),
+    ...(metrics.rejected === undefined ? {} : { rejected: metrics.rejected }),
+    ...(metrics.state === "Forbidden" ? { message: "kube-apiserver /metrics is forbidden: client-side signals only" } : {}),
+  };
 }
 
 export type { Plan };
