@@ -19,7 +19,7 @@ export const MAX_WRITE_ATTEMPTS = 5;
 /** HTTP codes after which the same create can never succeed until the spec changes. */
 const REJECTING_CODES = new Set([400, 422]);
 
-export interface WriteOutcome {
+export interface WaveWriteResult {
   created: number;
   /** Creates answered 409 AlreadyExists: a pod of that name exists, which is what we wanted. */
   existed: number;
@@ -62,11 +62,11 @@ export interface ActOptions {
   logger: Logger;
 }
 
-export async function executeWrites(opts: ActOptions): Promise<WriteOutcome> {
+export async function executeWrites(opts: ActOptions): Promise<WaveWriteResult> {
   const { client, pacer, expectations, key, rollout, plan, signal } = opts;
   const namespace = rollout.metadata.namespace ?? "default";
   const collection = resourcePath(PODS, { namespace });
-  const outcome: WriteOutcome = { created: 0, existed: 0, deleted: 0, failed: 0 };
+  const outcome: WaveWriteResult = { created: 0, existed: 0, deleted: 0, failed: 0 };
   let stopCreates = false;
 
   const fail = (err: unknown) => {

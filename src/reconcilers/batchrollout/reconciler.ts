@@ -18,7 +18,7 @@ import type { ApfMetrics, ApiServerSignal } from "../../ratelimit/signals/apiser
 import type { IpamSignals } from "../../ratelimit/signals/ipam.ts";
 import type { SchedulerSignal } from "../../ratelimit/signals/scheduler.ts";
 import type { RolloutMetrics } from "../../telemetry/rollout-metrics.ts";
-import { classifyWrite, executeWrites } from "./act.ts";
+import { classifyWrite, executeWrites, type WaveWriteResult } from "./act.ts";
 import { EventReason, EventType } from "./conditions.ts";
 import type { Expectations } from "./expectations.ts";
 import { toObservedPod, type ObservedPod } from "./observed.ts";
@@ -128,33 +128,10 @@ export class BatchRolloutReconciler {
     }
     let writeFailure: Error | undefined;
     if (planned.creates.length + planned.deletes.length > 0) {
-      const started = this.#now();
-      const outcome = await executeWrites({
-        client: this.#deps.client,
-        pacer: state.pacer,
-        expectations: this.#deps.expectations,
-        key,
-        rollout,
-        plan: planned,
-        templateHash: hash,
-        podUids: new Map(cached.map((p) => [p.metadata.name, p.metadata.uid])),
-        signal: ctx.signal,
-        logger: log,
-      });
-      const summary = { wave: planned.wave.number, created: outcome.created, existed: outcome.existed, deleted: outcome.deleted, failed: outcome.failed, ms: Math.round(this.#now() - started) };
-      log.info(summary, "wave writes done");
-      this.#event(rollout, EventType.Normal, EventReason.WaveFinished, "Reconcile",
-        `wave ${summary.wave}: ${summary.created} pods created, ${summary.existed} already existed, ${summary.deleted} deleted, ${summary.failed} not written, in ${(summary.ms / 1000).toFixed(1)} s`);
-      if (outcome.rejected) {
-        state.rejected = outcome.rejected;
-        log.warn({ code: outcome.rejected.code, reason: outcome.rejected.reason, message: outcome.rejected.message }, "API server rejected a pod; creation stops until the spec changes");
-        // Plan again with what the API server said, so this very status reports the stall.
-        planned = plan({ ...input, expectations: this.#deps.expectations.pending(key), lastWriteError: outcome.rejected });
-      }
-      if (outcome.firstFailure) {
-        writeFailure = outcome.firstFailure;
-        this.#event(rollout, EventType.Warning, EventReason.WriteFailed, "CreatePods", `${outcome.failed} pod writes failed; retrying with backoff: ${outcome.firstFailure.message}`);
-      }
+      const outcome = await this.#writeWave(key, rollout, planned, hash, cached, state, ctx.signal, log);
+      writeFailure = outcome.firstFailure;
+      // Plan again with what the API server said, so this very status reports the stall.
+      if (outcome.rejected) planned = plan({ ...input, expectations: this.#deps.expectations.pending(key), lastWriteError: outcome.rejected });
     }
     for (const e of planned.events) this.#event(rollout, e.type, e.reason, "Reconcile", e.message);
     if (planned.blocker && planned.waveStarted === false && planned.events.length > 0) {
@@ -176,6 +153,47 @@ export class BatchRolloutReconciler {
     if (writeFailure) throw writeFailure;
     return planned.requeueAfterMs !== undefined ? { requeueAfterMs: planned.requeueAfterMs } : {};
   };
+
+  /** Sends one wave's pod writes and reports how it went, in the log and as events. */
+  async #writeWave(
+    key: string,
+    rollout: BatchRollout,
+    planned: Plan,
+    hash: string,
+    cached: readonly CachedPod[],
+    state: RolloutState,
+    signal: AbortSignal,
+    log: Logger,
+  ): Promise<WaveWriteResult> {
+    const started = this.#now();
+    const outcome = await executeWrites({
+      client: this.#deps.client,
+      pacer: state.pacer,
+      expectations: this.#deps.expectations,
+      key,
+      rollout,
+      plan: planned,
+      templateHash: hash,
+      podUids: new Map(cached.map((p) => [p.metadata.name, p.metadata.uid])),
+      signal,
+      logger: log,
+    });
+    const seconds = ((this.#now() - started) / 1000).toFixed(1);
+    const { created, existed, deleted, failed } = outcome;
+    log.info({ wave: planned.wave.number, created, existed, deleted, failed, seconds }, "wave writes done");
+    this.#event(rollout, EventType.Normal, EventReason.WaveFinished, "Reconcile",
+      `wave ${planned.wave.number}: ${created} pods created, ${existed} already existed, ${deleted} deleted, ${failed} not written, in ${seconds} s`);
+    if (outcome.rejected) {
+      state.rejected = outcome.rejected;
+      const { code, reason, message } = outcome.rejected;
+      log.warn({ code, reason, message }, "API server rejected a pod; creation stops until the spec changes");
+    }
+    if (outcome.firstFailure) {
+      this.#event(rollout, EventType.Warning, EventReason.WriteFailed, "CreatePods",
+        `${failed} pod writes failed; retrying with backoff: ${outcome.firstFailure.message}`);
+    }
+    return outcome;
+  }
 
   /**
    * Everything the sizer weighs for this rollout's next wave: its own writes, the shared
