@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubectl, kwok, helm) from Go modules with the machine's Go toolchain, into a cache keyed by
+# kubectl, kwok, helm, kube-burner) from Go modules with the machine's Go toolchain, into a cache keyed by
 # version. A component whose cached binaries exist is not rebuilt, so only the first run pays.
 #
 #   test/cluster/build-binaries.sh          # build what is missing, print the bin directory
@@ -51,6 +51,9 @@ build helm "$HELM_VERSION" helm "-s -w -X helm.sh/helm/v3/internal/version.versi
 build kubernetes "$KUBERNETES_VERSION" kubernetes "$k8s_ldflags" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+# kube-burner, for the benchmark's fixed-QPS methods (its go.mod's replace directives are copied into the harness).
+build kube-burner "$KUBE_BURNER_VERSION" kube-burner "-s -w -X github.com/cloud-bulldozer/go-commons/v2/version.Version=$KUBE_BURNER_VERSION" \
+  github.com/kube-burner/kube-burner/v2/cmd/kube-burner
 
 # One directory with a link per binary, so callers need a single PATH entry.
 current="$bindir/current"
@@ -58,6 +61,7 @@ mkdir -p "$current"
 ln -sf "$bindir/etcd-$ETCD_VERSION/etcd" "$current/etcd"
 ln -sf "$bindir/kwok-$KWOK_VERSION/kwok" "$current/kwok"
 ln -sf "$bindir/helm-$HELM_VERSION/helm" "$current/helm"
+ln -sf "$bindir/kube-burner-$KUBE_BURNER_VERSION/kube-burner" "$current/kube-burner"
 for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   ln -sf "$bindir/kubernetes-$KUBERNETES_VERSION/$c" "$current/$c"
 done

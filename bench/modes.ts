@@ -1,0 +1,46 @@
+import { PODS_PER_NODE } from "../test/cluster/layout.ts";
+import { batchRollout } from "./methods/batchrollout.ts";
+import { deployment } from "./methods/deployment.ts";
+import { KUBE_BURNER_QPS, kubeBurner } from "./methods/kube-burner.ts";
+import type { Method } from "./methods/method.ts";
+import { seedBatches } from "./methods/seed-batches.ts";
+import { storm } from "./methods/storm.ts";
+import { STRESSOR_STORM_SHARE, stressor } from "./methods/stressor.ts";
+
+// Quick mode is for development (minutes); full mode is the figure of record (BENCHMARK.md).
+
+export const MODES = {
+  quick: { n: 1_000, nodes: 100 },
+  full: { n: 10_000, nodes: 1_000 },
+} as const;
+export type Mode = keyof typeof MODES;
+
+export const ALL_METHODS: readonly Method[] = [storm, seedBatches, ...KUBE_BURNER_QPS.map(kubeBurner), deployment, batchRollout, stressor];
+
+/** Names accepted by --methods: a method id, or "kube-burner" for all four rates. */
+export function selectMethods(list: string | undefined): Method[] {
+  if (!list) return [...ALL_METHODS];
+  const out: Method[] = [];
+  for (const name of list.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const found = name === "kube-burner" ? ALL_METHODS.filter((m) => m.id.startsWith("kube-burner-")) : ALL_METHODS.filter((m) => m.id === name);
+    if (found.length === 0) throw new Error(`unknown method "${name}"; known: ${["kube-burner", ...ALL_METHODS.map((m) => m.id)].join(", ")}`);
+    for (const m of found) if (!out.includes(m)) out.push(m);
+  }
+  return out;
+}
+
+/** Fails early when the nodes cannot hold what a method creates (kwok nodes take PODS_PER_NODE each). */
+export function checkCapacity(methods: readonly Method[], n: number, nodes: number): void {
+  const slots = nodes * PODS_PER_NODE;
+  for (const m of methods) {
+    const extra = m.id === "stressor" ? Math.ceil(m.pods(n) * STRESSOR_STORM_SHARE) : 0;
+    if (m.pods(n) + extra > slots) throw new Error(`${m.id} needs ${m.pods(n) + extra} pod slots but ${nodes} nodes hold ${slots}; raise --nodes`);
+  }
+}
+
+/** Per-method deadline: generous enough for the slowest method (20 pods/s) plus start-up. */
+export const METHOD_DEADLINE_BASE_MS = 180_000;
+export const METHOD_DEADLINE_PER_POD_MS = 100;
+export function methodDeadlineMs(pods: number): number {
+  return METHOD_DEADLINE_BASE_MS + pods * METHOD_DEADLINE_PER_POD_MS;
+}

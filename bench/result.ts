@@ -1,0 +1,45 @@
+import type { Figures, StressorFigures } from "./figures.ts";
+import type { Classification } from "./identities.ts";
+import type { WriterOutcome } from "./methods/method.ts";
+import type { Sample } from "./samples.ts";
+
+// The shape of bench/results/<date>-<mode>.json.
+
+export interface MethodResult {
+  id: string;
+  label: string;
+  namespace: string;
+  /** Pods the method had to create. */
+  pods: number;
+  startedAt: number;
+  endedAt: number;
+  timedOut: boolean;
+  /** Why the method could not run to the end, if it could not. */
+  error?: string;
+  writer?: WriterOutcome;
+  notes: string[];
+  figures: Figures;
+  stressor?: StressorFigures;
+  samples: Sample[];
+}
+
+export interface TargetCheck {
+  name: string;
+  /** What was measured, in words, with the numbers. */
+  detail: string;
+  ratio?: number;
+  verdict: "PASS" | "FAIL" | "SKIP";
+}
+
+export interface RunResult {
+  date: string;
+  mode: string;
+  n: number;
+  nodes: number;
+  runId: string;
+  versions: Record<string, string>;
+  machine: { cpus: number; loadAverage: number[]; caveat: string };
+  identities: { writer: Classification; bystander: Classification; replicaSetController?: Classification; note: string };
+  methods: MethodResult[];
+  targets: TargetCheck[];
+}
