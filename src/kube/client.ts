@@ -17,7 +17,10 @@ export const MAX_THROTTLE_RETRIES = 10;
 export const MAX_RETRY_AFTER_S = 32;
 /** Wait when a 429 carries no Retry-After. */
 export const DEFAULT_RETRY_AFTER_S = 1;
-/** Concurrent HTTP/1.1 keep-alive connections to the API server. */
+/**
+ * Connections to the API server. undici negotiates HTTP/2 by ALPN (as client-go does), so requests
+ * multiplex over few of them; the bound matters only where HTTP/1.1 is all that is offered.
+ */
 export const MAX_CONNECTIONS = 64;
 /** Idle keep-alive connections are closed after this, well before a load balancer would. */
 export const KEEP_ALIVE_TIMEOUT_MS = 30_000;
@@ -111,6 +114,7 @@ export class KubeClient {
     const agent = new Agent({
       connect: { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: tls.rejectUnauthorized, servername: tls.servername },
       connections: MAX_CONNECTIONS,
+      allowH2: true,
       keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     });
     const client = new KubeClient(config, agent, cluster.server);

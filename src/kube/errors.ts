@@ -78,5 +78,5 @@ export const isTooManyRequests = (err: unknown): boolean => err instanceof ApiEr
 export function isRetryable(err: unknown): boolean {
   if (err instanceof RequestTimeoutError) return true;
   if (err instanceof ApiError) return err.code === 429 || err.code >= 500;
-  return err instanceof Error && "code" in err && typeof err.code === "string" && /^(ECONN|EPIPE|ETIMEDOUT|UND_ERR)/.test(err.code);
+  return err instanceof Error && "code" in err && typeof err.code === "string" && /^(ECONN|EPIPE|ETIMEDOUT|UND_ERR|ERR_HTTP2_STREAM)/.test(err.code);
 }

@@ -29,17 +29,34 @@ describe("WritePacer", () => {
     const pacer = new WritePacer({ rateLimit: { concurrency: 2, perSecond: 1_000 }, gate: new RetryAfterGate() });
     let running = 0;
     let peak = 0;
+    // Jobs hold their slot until released, so the bound is measured, not raced against a timer.
+    let release: () => void = () => undefined;
+    let held = new Promise<void>((resolve) => (release = resolve));
     const job = async () => {
       running += 1;
       peak = Math.max(peak, running);
-      await sleep(15);
+      await held;
       running -= 1;
     };
-    await Promise.all(Array.from({ length: 6 }, () => pacer.schedule(job)));
+    const settleUntil = async (n: number) => {
+      for (let i = 0; i < 200 && running < n; i++) await sleep(5);
+      await sleep(20); // time for a job beyond the bound to start, if the pacer let it
+    };
+    const first = Promise.all(Array.from({ length: 6 }, () => pacer.schedule(job)));
+    await settleUntil(2);
+    expect(running).toBe(2);
+    release();
+    await first;
     expect(peak).toBe(2);
+
     pacer.update({ concurrency: 4, perSecond: 1_000 });
     peak = 0;
-    await Promise.all(Array.from({ length: 8 }, () => pacer.schedule(job)));
+    held = new Promise<void>((resolve) => (release = resolve));
+    const second = Promise.all(Array.from({ length: 8 }, () => pacer.schedule(job)));
+    await settleUntil(4);
+    expect(running).toBe(4);
+    release();
+    await second;
     expect(peak).toBe(4);
     await pacer.stop();
   });

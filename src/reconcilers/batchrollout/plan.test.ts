@@ -394,7 +394,7 @@ describe("plan: no capacity", () => {
     const waiting = pods(0, 3, { phase: "Pending", scheduled: false, ready: false, unschedulableMessage: "0/3 nodes are available: 3 Insufficient cpu." });
     const result = plan(input({ pods: waiting, capacity: { size: 0, limitedBy: "Scheduler" } }));
     expect(result.creates).toEqual([]);
-    expect(result.blocker).toEqual({ reason: StallReason.PodsUnschedulable, message: "3 pods cannot be scheduled: 0/3 nodes are available: 3 Insufficient cpu.", stalled: true });
+    expect(result.blocker).toEqual({ reason: StallReason.PodsUnschedulable, message: "3 pods unschedulable: 0/3 nodes are available: 3 Insufficient cpu.", stalled: true });
     expect(result.requeueAfterMs).toBe(ZERO_CAPACITY_REQUEUE_MS);
     expect(result.events.map((e) => e.reason)).toEqual([EventReason.PodsUnschedulable]);
   });

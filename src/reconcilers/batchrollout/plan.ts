@@ -306,7 +306,7 @@ function capacityStop(capacity: WaveCapacity, progress: Progress): Blocker {
   if (capacity.limitedBy === "Scheduler" && progress.unschedulable > 0) {
     return {
       reason: StallReason.PodsUnschedulable,
-      message: `${progress.unschedulable} pods cannot be scheduled: ${progress.unschedulableMessage ?? "Unschedulable"}`,
+      message: `${progress.unschedulable} pods unschedulable: ${progress.unschedulableMessage ?? "no node fits them"}`,
       stalled: true,
     };
   }

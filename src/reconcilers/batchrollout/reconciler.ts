@@ -246,8 +246,13 @@ export class BatchRolloutReconciler {
 
     if (this.#deps.ipam && missing > 0 && !spec.paused) {
       const ip = await this.#deps.ipam.read({ provider: spec.guards.ipam.provider, template: spec.template, metricsURL: spec.guards.ipam.metricsURL }, signal);
-      signals.nodeSlots = ip.nodeSlots;
-      if (ip.headroom) signals.ipam = ip.headroom;
+      // Headroom counts bound pods; this rollout's pods not yet bound (and creates in flight) will
+      // take an address and a slot too, so they come off before the next wave is sized.
+      const claimed = pods.filter((p) => !p.scheduled && !p.deleting).length + pending.creates.size;
+      signals.nodeSlots = Math.max(0, ip.nodeSlots - claimed);
+      if (ip.headroom) {
+        signals.ipam = ip.headroom.free === undefined ? ip.headroom : { ...ip.headroom, free: Math.max(0, ip.headroom.free - claimed) };
+      }
       statusSignals.ipam = {
         provider: ip.choice.provider,
         nodeSlots: ip.nodeSlots,

@@ -182,7 +182,7 @@ describe("computeStatus: conditions", () => {
   it("is Stalled with PodsUnschedulable when the scheduler guard holds on unschedulable pods", () => {
     const stuck = pods(0, 2, { phase: "Pending", scheduled: false, ready: false, unschedulableMessage: "0/1 nodes are available" });
     const status = statusOf({ pods: stuck, capacity: { size: 0, limitedBy: "Scheduler" } });
-    expect(condition(status, "Stalled")).toMatchObject({ status: "True", reason: StallReason.PodsUnschedulable, message: "2 pods cannot be scheduled: 0/1 nodes are available" });
+    expect(condition(status, "Stalled")).toMatchObject({ status: "True", reason: StallReason.PodsUnschedulable, message: "2 pods unschedulable: 0/1 nodes are available" });
   });
 
   it("is Progressing (waiting), not Stalled, while a guard merely waits", () => {

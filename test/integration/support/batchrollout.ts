@@ -40,7 +40,7 @@ export const POD_PURGE_CONCURRENCY = 32;
 export const FOREIGN_APF_WAIT_MS = 300_000;
 export const FOREIGN_APF_POLL_MS = 5_000;
 /** A torn-down namespace with thousands of pods takes a while; kwok confirms each delete. */
-export const NAMESPACE_GONE_TIMEOUT_MS = 180_000;
+export const NAMESPACE_GONE_TIMEOUT_MS = 360_000;
 
 export interface TestPod {
   metadata: {
