@@ -13,6 +13,10 @@ source "$here/versions.env"
 cache=${BATCHROLLOUT_CACHE:-$HOME/.cache/batchrollout}
 bindir="$cache/bin"
 mkdir -p "$bindir"
+# Several callers (a test run, a benchmark, a demo) may ask at once: one builds, the others wait
+# and then find the cache.
+exec 9>"$bindir/.lock"
+flock 9
 
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
 # Profile-guided optimisation multiplies compile time for no benefit in a test bed.
