@@ -67,9 +67,9 @@ export interface StressorFigures {
   /** Seconds from the second writer's start to the rollout's creation rate falling below the cut fraction. */
   cutAfterS?: number;
   /**
-   * Seconds from the second writer's start to the rollout's first own decision to slow down (a wave cut
-   * by the cut fraction, or a Retry-After pause), read from its status. The creation rate can fall much
-   * sooner without any decision: the rollout's writes then simply wait in the same APF queues.
+   * Seconds from the second writer's start to the rollout's own sustained slow-down (controllerReaction).
+   * The creation rate can fall much sooner without any decision: the rollout's writes then simply wait
+   * in the same APF queues.
    */
   controllerCutAfterS?: number;
   controllerCutReason?: string;
@@ -287,18 +287,27 @@ export function computeFigures(x: FigureInputs): Figures {
 const RETRY_AFTER_BOUND = "ApiServer";
 
 /**
- * The first wave decided after the trigger that is at most STRESSOR_CUT_FRACTION of the last wave before
- * it, or a pause for Retry-After. A wave merely bounded by Latency does not count: the rollout may have
- * been latency-bound before the second writer appeared.
+ * The sizer's own reaction to a second writer: the first wave decided after the trigger that starts a
+ * sustained cut (it and the wave after it at most STRESSOR_CUT_FRACTION of the last wave before the
+ * trigger), or a pause for Retry-After. One small wave is not enough: the sizer's periodic baseline
+ * probe sends a single wave at half rate. A wave merely bounded by Latency does not count either: the
+ * rollout may have been latency-bound before the second writer appeared. Read from the rollout's status.
  */
-function controllerCut(samples: readonly Sample[], triggerAt: number): { afterS: number; reason: string } | undefined {
-  const before = samples.filter((s) => s.at <= triggerAt && s.rollout).pop()?.rollout;
-  if (!before) return undefined;
+export function controllerReaction(samples: readonly Sample[], triggerAt: number): { afterS: number; reason: string } | undefined {
+  const waves: { at: number; wave: number; size: number; limitedBy: string }[] = [];
   for (const s of samples) {
     const r = s.rollout;
-    if (s.at <= triggerAt || !r || r.wave <= before.wave) continue;
-    if (r.waveSize <= STRESSOR_CUT_FRACTION * before.waveSize || RETRY_AFTER_BOUND === r.limitedBy) {
-      return { afterS: Math.round((s.at - triggerAt) / 100) / 10, reason: `wave ${r.wave}: ${r.waveSize} pods (was ${before.waveSize}), limited by ${r.limitedBy}` };
+    if (r && (waves.length === 0 || waves[waves.length - 1]!.wave !== r.wave)) waves.push({ at: s.at, wave: r.wave, size: r.waveSize, limitedBy: r.limitedBy });
+  }
+  const before = waves.filter((w) => w.at <= triggerAt).pop();
+  if (!before) return undefined;
+  const cut = (w: { size: number } | undefined) => w !== undefined && w.size <= STRESSOR_CUT_FRACTION * before.size;
+  for (let i = 0; i < waves.length; i++) {
+    const w = waves[i]!;
+    if (w.at <= triggerAt) continue;
+    const next = waves[i + 1];
+    if (w.limitedBy === RETRY_AFTER_BOUND || (cut(w) && (next === undefined || cut(next)))) {
+      return { afterS: Math.round((w.at - triggerAt) / 100) / 10, reason: `wave ${w.wave}: ${w.size} pods (was ${before.size}), limited by ${w.limitedBy}` };
     }
   }
   return undefined;
@@ -333,7 +342,7 @@ export function stressorFigures(opts: {
   const doneS = opts.stormDoneAt === undefined ? undefined : (opts.stormDoneAt - opts.startedAt) / MS_PER_S;
   const during = opts.bystander.filter((r) => r.at >= opts.triggerAt && r.at <= (opts.stormDoneAt ?? Infinity));
   const b = bystanderStats(during);
-  const controller = controllerCut(opts.samples, opts.triggerAt);
+  const controller = controllerReaction(opts.samples, opts.triggerAt);
   return {
     triggerS: Math.round(triggerS * 10) / 10,
     ...(doneS === undefined ? {} : { stormDoneS: Math.round(doneS * 10) / 10, duringRatePerS: Math.round(mean(triggerBin, Math.ceil(doneS)) * 10) / 10 }),
