@@ -33,9 +33,13 @@ const CRASH = { replicas: 3_000, kills: 3, first: { min: 0.05, max: 0.25 }, step
 /** How often the kill trigger looks at the watch's pod count: fine enough to land mid-wave. */
 const KILL_POLL_MS = 10;
 /** Budget for the next kill point to be reached by a freshly started operator. */
-const KILL_POINT_TIMEOUT_MS = 60_000;
-const CRASH_READY_TIMEOUT_MS = 150_000;
-const CRASH_TEST_TIMEOUT_MS = 180_000;
+const KILL_POINT_TIMEOUT_MS = 90_000;
+/**
+ * Budgets: about a minute on an idle 2-core machine; the ceilings leave room for one shared with
+ * other suites, where write latency (and so the adaptive wave size) suffers.
+ */
+const CRASH_READY_TIMEOUT_MS = 240_000;
+const CRASH_TEST_TIMEOUT_MS = 300_000;
 
 /** Pause: a Fixed rollout slow enough (100 pods a wave, a wave a second) to pause early on. */
 const PAUSE = { replicas: 2_000, initialSize: 100, minInterval: "1s", pauseAtPods: 300 } as const;
@@ -44,14 +48,20 @@ const PAUSE_SETTLE_MS = 3_000;
 /** Time the pod count must then stay put. */
 const PAUSE_HOLD_MS = 5_000;
 const PAUSE_STATUS_TIMEOUT_MS = 30_000;
-const PAUSE_READY_TIMEOUT_MS = 120_000;
-const PAUSE_TEST_TIMEOUT_MS = 180_000;
+const PAUSE_READY_TIMEOUT_MS = 180_000;
+const PAUSE_TEST_TIMEOUT_MS = 240_000;
 
 /** Recreate and delete: pods, and the ordinals deleted by hand. */
 const RECREATE = { replicas: 500, deleteFrom: 100, deleteTo: 199 } as const;
 const RECREATE_READY_TIMEOUT_MS = 90_000;
-const ROLLOUT_DELETE_TIMEOUT_MS = 120_000;
-const RECREATE_TEST_TIMEOUT_MS = 180_000;
+/**
+ * Budget for the 100 pods to be back. Longer than their creation needs: kwok (the test bed's
+ * kubelet) finishes a delete by pod name without a UID precondition, so on a loaded machine its
+ * late deletes of the old pods hit the replacements again and again until it catches up.
+ */
+const RECREATED_TIMEOUT_MS = 120_000;
+const ROLLOUT_DELETE_TIMEOUT_MS = 90_000;
+const RECREATE_TEST_TIMEOUT_MS = 240_000;
 
 /** A random pod count in [min, max] of the replicas. */
 function randomShare(range: { min: number; max: number }, replicas: number): number {
@@ -190,13 +200,14 @@ describe("BatchRollout resilience", () => {
           });
           return back ? pods : undefined;
         },
-        RECREATE_READY_TIMEOUT_MS,
+        RECREATED_TIMEOUT_MS,
       );
       const ready = await waitForReady(admin, ns, NAME, RECREATE_READY_TIMEOUT_MS);
-      console.log(`[figure] 100 pods deleted by hand: recreated and Ready again in ${seconds(Date.now() - deletedAt)} s`);
+      const victimSet = new Set(victims);
+      const creates = watch.changes("ADDED").filter((e) => e.at >= deletedAt && victimSet.has(e.name)).length;
+      console.log(`[figure] 100 pods deleted by hand: recreated and Ready again in ${seconds(Date.now() - deletedAt)} s (${creates} creates for the 100 names)`);
       const pods = await listPods(admin, ns);
       expect(auditOrdinals(pods, NAME, RECREATE.replicas)).toEqual(cleanAudit(RECREATE.replicas));
-      const victimSet = new Set(victims);
       const changed = pods.filter((p) => (before.get(p.metadata.name) !== p.metadata.uid) !== victimSet.has(p.metadata.name)).map((p) => p.metadata.name);
       expect(changed).toEqual([]);
       expect(recreated.filter((p) => victimSet.has(p.metadata.name))).toHaveLength(victims.length);
@@ -221,7 +232,7 @@ describe("BatchRollout resilience", () => {
         `[figure] deleting a ${RECREATE.replicas}-pod rollout: peak ${peak} pods/s deleted (1 s buckets), rollout gone in ${seconds(rolloutGoneAt - deleteStarted)} s, every pod gone in ${seconds(allGoneAt - deleteStarted)} s`,
       );
 
-      expect(watch.changes("DELETED").filter((e) => e.at >= deleteStarted)).toHaveLength(RECREATE.replicas);
+      expect(new Set(watch.changes("DELETED").filter((e) => e.at >= deleteStarted).map((e) => e.name)).size).toBe(RECREATE.replicas);
       // The operator deleted them in waves, rather than the garbage collector after the finalizer went.
       expect(await eventsAbout(admin, ns, created.metadata.uid, "DeletingPods")).not.toEqual([]);
       expect(watch.violations).toEqual([]);
