@@ -343,18 +343,23 @@ export async function teardown(admin: KubeClient, ns: string | undefined, operat
 export function recordWaveStarts(client: KubeClient, ns: string, name: string): { starts: Map<number, string>; stop(): Promise<void> } {
   const starts = new Map<number, string>();
   let stopped = false;
+  const poll = async () => {
+    const wave = await getRollout(client, ns, name).then((r) => r.status?.wave, () => undefined);
+    if (wave?.startTime !== undefined && wave.number > 0 && !starts.has(wave.number)) starts.set(wave.number, wave.startTime);
+  };
   const loop = (async () => {
     while (!stopped) {
-      const wave = await getRollout(client, ns, name).then((r) => r.status?.wave, () => undefined);
-      if (wave?.startTime !== undefined && wave.number > 0 && !starts.has(wave.number)) starts.set(wave.number, wave.startTime);
+      await poll();
       await sleep(STATUS_POLL_MS);
     }
   })();
   return {
     starts,
+    // The last wave can start and finish between two polls; one read after the end sees it.
     async stop() {
       stopped = true;
       await loop;
+      await poll();
     },
   };
 }
