@@ -61,12 +61,13 @@ describe("WriteLatencyWindow", () => {
     expect(tick.p90).toBeUndefined();
   });
 
-  it("falls back to the rolling window when the tick has too few samples, and forgets old ones", () => {
+  it("tops a thin tick up with the newest samples of the window, and forgets old ones", () => {
     const window = new WriteLatencyWindow({ minTickSamples: 20, maxAgeMs: 10_000 });
-    for (let i = 0; i < 30; i++) window.record({ at: 1_000 + i, latencyMs: 100, status: 201 });
-    expect(window.tick(2_000)).toMatchObject({ latencySource: "tick", latencySamples: 30, p90: 100 });
+    for (let i = 0; i < 30; i++) window.record({ at: 1_000 + i, latencyMs: i < 10 ? 900 : 100, status: 201 });
+    expect(window.tick(2_000)).toMatchObject({ latencySource: "tick", latencySamples: 30, p90: 900 });
     window.record({ at: 2_500, latencyMs: 400, status: 201 });
-    expect(window.tick(3_000)).toMatchObject({ count: 1, latencySource: "window", latencySamples: 31, p90: 100, p99: 400 });
+    // The newest 20: the 400 ms write and 19 of the 100 ms ones; the older 900 ms ones no longer count.
+    expect(window.tick(3_000)).toMatchObject({ count: 1, latencySource: "window", latencySamples: 20, p90: 100, p99: 400 });
     expect(window.tick(20_000)).toMatchObject({ latencySource: "none", latencySamples: 0 });
   });
 

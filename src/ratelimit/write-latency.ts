@@ -9,8 +9,10 @@ export const WRITE_WINDOW_CAPACITY = 4_096;
 /** Samples older than this never feed a percentile, so a quiet spell does not replay stale latency. */
 export const WRITE_WINDOW_MAX_AGE_MS = 10_000;
 /**
- * Fewest samples since the last tick for the tick's own percentiles; with fewer, the rolling window is
- * used instead. 20 samples put p90 between the 18th and 19th, enough not to be one outlier.
+ * Fewest samples since the last tick for the tick's own percentiles; with fewer, the newest this many
+ * samples of the last WRITE_WINDOW_MAX_AGE_MS are used. 20 samples put p90 between the 18th and
+ * 19th, enough not to be one outlier, and taking only the newest keeps a small wave after a cut from
+ * reading the latency of the large waves before it (which would cut again, down to minSize).
  */
 export const MIN_TICK_LATENCY_SAMPLES = 20;
 
@@ -137,9 +139,12 @@ export class WriteLatencyWindow {
     this.#size = Math.min(this.#size + 1, this.#latency.length);
   }
 
-  #samples(since: number): Float64Array {
+  /** Latencies recorded after `since`, newest first, at most `limit` of them, sorted ascending. */
+  #samples(since: number, limit = Infinity): Float64Array {
     const out: number[] = [];
-    for (let i = 0; i < this.#size; i++) {
+    const capacity = this.#latency.length;
+    for (let k = 1; k <= this.#size && out.length < limit; k++) {
+      const i = (this.#next - k + capacity) % capacity;
       if ((this.#at[i] ?? -Infinity) > since) out.push(this.#latency[i] ?? 0);
     }
     return Float64Array.from(out).sort();
@@ -152,7 +157,7 @@ export class WriteLatencyWindow {
     let sorted = this.#samples(this.#lastTickAt);
     let source: LatencySource = "tick";
     if (sorted.length < this.#minTickSamples) {
-      sorted = this.#samples(now - this.#maxAgeMs);
+      sorted = this.#samples(now - this.#maxAgeMs, this.#minTickSamples);
       source = sorted.length ? "window" : "none";
     }
     this.#lastTickAt = now;
@@ -179,11 +184,11 @@ export interface ApiServerIdentity {
 }
 
 /** status.signals.apiServer from a tick and what the lead knows of our APF identity. */
-export function apiServerSignals(tick: WriteTick, identity: ApiServerIdentity = {}): NonNullable<SignalsStatus["apiServer"]> {
+export function apiServerSignals(tick: WriteTick | undefined, identity: ApiServerIdentity = {}): NonNullable<SignalsStatus["apiServer"]> {
   return {
     ...(identity.flowSchema ? { flowSchema: identity.flowSchema } : {}),
     ...(identity.priorityLevel ? { priorityLevel: identity.priorityLevel } : {}),
-    ...(tick.p90 === undefined ? {} : { writeLatencyP90Ms: Math.round(tick.p90) }),
+    ...(tick?.p90 === undefined ? {} : { writeLatencyP90Ms: Math.round(tick.p90) }),
     ...(identity.throttledTotal === undefined ? {} : { throttled: identity.throttledTotal }),
     ...(identity.retryAfterMs === undefined ? {} : { retryAfterSeconds: identity.retryAfterMs / 1_000 }),
   };
