@@ -5,7 +5,7 @@ import { KUBE_BURNER_QPS, kubeBurner } from "./methods/kube-burner.ts";
 import type { Method } from "./methods/method.ts";
 import { seedBatches } from "./methods/seed-batches.ts";
 import { storm } from "./methods/storm.ts";
-import { STRESSOR_STORM_SHARE, stressor } from "./methods/stressor.ts";
+import { STRESSOR_WRITER_SHARE, stressor } from "./methods/stressor.ts";
 
 // Quick mode is for development (minutes); full mode is the figure of record (BENCHMARK.md).
 
@@ -33,7 +33,7 @@ export function selectMethods(list: string | undefined): Method[] {
 export function checkCapacity(methods: readonly Method[], n: number, nodes: number): void {
   const slots = nodes * PODS_PER_NODE;
   for (const m of methods) {
-    const extra = m.id === "stressor" ? Math.ceil(m.pods(n) * STRESSOR_STORM_SHARE) : 0;
+    const extra = m.id === "stressor" ? Math.ceil(m.pods(n) * STRESSOR_WRITER_SHARE) : 0;
     if (m.pods(n) + extra > slots) throw new Error(`${m.id} needs ${m.pods(n) + extra} pod slots but ${nodes} nodes hold ${slots}; raise --nodes`);
   }
 }

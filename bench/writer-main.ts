@@ -14,6 +14,7 @@ const { values } = parseArgs({
     prefix: { type: "string", default: "pod" },
     "batch-size": { type: "string" },
     "batch-pause-ms": { type: "string", default: "0" },
+    qps: { type: "string" },
   },
 });
 
@@ -23,7 +24,7 @@ async function main(): Promise<void> {
   const { kubeconfig, namespace, method } = values;
   const count = Number(values.count);
   if (!kubeconfig || !namespace || !method || !Number.isInteger(count) || count < 1) {
-    throw new Error("usage: writer-main.ts --kubeconfig F --namespace NS --method NAME --count N [--prefix P] [--batch-size B --batch-pause-ms MS]");
+    throw new Error("usage: writer-main.ts --kubeconfig F --namespace NS --method NAME --count N [--prefix P] [--batch-size B --batch-pause-ms MS | --qps Q]");
   }
   const pool = await WriterPool.open(kubeconfig);
   let pfReported = false;
@@ -39,7 +40,12 @@ async function main(): Promise<void> {
   const names = Array.from({ length: count }, (_, i) => `${values.prefix}-${i}`);
   emit({ type: "start", at: Date.now() });
   const batch = values["batch-size"] ? Number(values["batch-size"]) : undefined;
-  const summary = batch ? await pool.createInBatches(method, namespace, names, batch, Number(values["batch-pause-ms"])) : await pool.createAll(method, namespace, names);
+  const qps = values.qps ? Number(values.qps) : undefined;
+  const summary = batch
+    ? await pool.createInBatches(method, namespace, names, batch, Number(values["batch-pause-ms"]))
+    : qps
+      ? await pool.createAtRate(method, namespace, names, qps)
+      : await pool.createAll(method, namespace, names);
   emit({ type: "done", at: Date.now(), ...summary });
   await pool.close();
 }

@@ -18,7 +18,7 @@ export interface OwnWriter {
 
 export function startOwnWriter(
   ctx: MethodContext,
-  opts: { namespace: string; method: string; count: number; prefix: string; batchSize?: number; batchPauseMs?: number; logName: string },
+  opts: { namespace: string; method: string; count: number; prefix: string; batchSize?: number; batchPauseMs?: number; qps?: number; logName: string },
 ): OwnWriter {
   let pf: { flowSchemaUid: string; priorityLevelUid: string } | undefined;
   let outcome: WriterOutcome = {};
@@ -31,6 +31,7 @@ export function startOwnWriter(
     `--count=${opts.count}`,
     `--prefix=${opts.prefix}`,
     ...(opts.batchSize ? [`--batch-size=${opts.batchSize}`, `--batch-pause-ms=${opts.batchPauseMs ?? 0}`] : []),
+    ...(opts.qps ? [`--qps=${opts.qps}`] : []),
   ];
   const handle = spawnScript<WriterLine>("writer-main.ts", args, join(ctx.workDir, `${opts.logName}.log`), (line) => {
     switch (line.type) {
