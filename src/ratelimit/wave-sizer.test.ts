@@ -293,6 +293,22 @@ describe("AdaptiveWaveSizer: guards", () => {
   });
 });
 
+describe("AdaptiveWaveSizer: peek between waves", () => {
+  it("reads guards and Retry-After afresh but learns nothing: the next decision sees the wave as sent", () => {
+    const sizer = new AdaptiveWaveSizer(spec());
+    const trace = new Trace(sizer);
+    trace.run(3, 40); // 200/s
+    const before = sizer.state.perSecond;
+    for (let i = 0; i < 20; i++) expect(sizer.peek({ now: trace.now - 500, remaining: 1_000_000 })).toMatchObject({ size: 200, limitedBy: "Rate" });
+    expect(sizer.peek({ now: trace.now - 500, remaining: 1_000_000, pending: 450 })).toMatchObject({ size: 50, limitedBy: "Scheduler" });
+    expect(sizer.peek({ now: trace.now - 500, remaining: 1_000_000, retryAfterUntil: trace.now + 2_000 })).toMatchObject({ size: 0, limitedBy: "ApiServer" });
+    expect(sizer.state.perSecond).toBe(before);
+    // The wave before the peeks was sent in full, so slow start still doubles once the pause is over.
+    trace.now += 2_000;
+    expect(trace.step(40).size).toBe(400);
+  });
+});
+
 describe("AdaptiveWaveSizer: baseline re-probe", () => {
   it("sends one half-rate wave every BASELINE_PROBE_INTERVAL_MS once out of slow start", () => {
     const sizer = new AdaptiveWaveSizer(spec({ waves: { maxSize: 100_000 } }));

@@ -152,6 +152,12 @@ export type SizerSpec = Pick<BatchRolloutSpec, "waves" | "guards">;
 export interface WaveSizer {
   /** Call once per wave decision, with the writes observed since the previous call. */
   next(signals: WaveSignals): WaveDecision;
+  /**
+   * The decision at the current rate, for a reconcile that cannot start a wave (minInterval):
+   * guards and Retry-After are read afresh, but nothing is learned, so reconciles between two
+   * waves neither move the rate nor use up the writes the next decision should weigh.
+   */
+  peek(signals: Omit<WaveSignals, "writes">): WaveDecision;
   /** Takes a new spec generation without losing what was learned about the cluster. */
   updateSpec(spec: SizerSpec): void;
 }
@@ -275,7 +281,6 @@ interface RateAction {
 }
 
 /** Adaptive waves: AIMD on loss, a latency gradient on our own p90, a hard latency ceiling. See the file header. */
-/** Adaptive waves: AIMD on loss, a latency gradient on our own p90, a hard latency ceiling. See the file header. */
 export class AdaptiveWaveSizer implements WaveSizer {
   #spec: SizerSpec;
   #periodMs: number;
@@ -351,8 +356,27 @@ export class AdaptiveWaveSizer implements WaveSizer {
       !this.#slowStart &&
       this.#baselineSamples >= BASELINE_WARMUP_SAMPLES &&
       (sinceProbe >= BASELINE_PROBE_INTERVAL_MS || (sinceProbe >= PROBE_MIN_SPACING_MS && this.#congestedTicks >= PROBE_AFTER_CONGESTED_TICKS));
-    const factor = probe ? PROBE_RATE_FACTOR : 1;
     if (probe) this.#probe = "sending";
+    const { rateSize, ...decision } = this.#decide(signals);
+    this.#lastWave = { size: decision.size, rateSize };
+    return decision;
+  }
+
+  peek(signals: Omit<WaveSignals, "writes">): WaveDecision {
+    const { now } = signals;
+    this.#pauseUntil = Math.max(this.#pauseUntil, signals.retryAfterUntil ?? 0);
+    if (signals.remaining <= 0) return doneDecision(this.#rateLimit(1));
+    if (now < this.#pauseUntil) {
+      return pauseDecision(now, this.#pauseUntil, this.#rateLimit(1), `; then ${formatRate(this.#rate)} (${this.#action.note})`);
+    }
+    const { rateSize: _, ...decision } = this.#decide(signals);
+    return decision;
+  }
+
+  /** The wave the current rate allows, bounded by the guards; a probe wave goes at PROBE_RATE_FACTOR. */
+  #decide(signals: Omit<WaveSignals, "writes">): WaveDecision & { rateSize: number } {
+    const probe = this.#probe === "sending";
+    const factor = probe ? PROBE_RATE_FACTOR : 1;
     const { minSize, maxSize } = this.#spec.waves;
     const raw = Math.round((this.#rate * factor * this.#periodMs) / 1_000);
     const size = clamp(raw, minSize, maxSize);
@@ -364,8 +388,7 @@ export class AdaptiveWaveSizer implements WaveSizer {
       message: `${formatRate(this.#rate * factor)} writes → ${size} pods per ${formatMs(this.#periodMs)} wave${bound} (${note})`,
     };
     const chosen = pickSmallest(guardCandidates(this.#spec, signals), base);
-    this.#lastWave = { size: chosen.size, rateSize: size };
-    return { ...chosen, rateLimit: this.#rateLimit(factor), waitMs: 0 };
+    return { ...chosen, rateLimit: this.#rateLimit(factor), waitMs: 0, rateSize: size };
   }
 
   #control(signals: WaveSignals): void {
@@ -473,6 +496,10 @@ export class FixedWaveSizer implements WaveSizer {
 
   updateSpec(spec: SizerSpec): void {
     this.#spec = spec;
+  }
+
+  peek(signals: Omit<WaveSignals, "writes">): WaveDecision {
+    return this.next(signals);
   }
 
   next(signals: WaveSignals): WaveDecision {

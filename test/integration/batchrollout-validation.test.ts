@@ -120,6 +120,20 @@ describe("BatchRollout validation", () => {
       expect(warnings).toHaveLength(1);
       expect(warnings[0]).toMatchObject({ type: "Warning", regarding: { kind: "BatchRollout", name: NAME, namespace: ns } });
       expect(warnings[0]?.note).toContain("spec.containers[0].name");
+      // The wave that met the rejection keeps its number, its start and its finish.
+      expect(stalled.status?.wave?.number).toBe(1);
+      const waveEvents = await eventually(
+        "WaveStarted and WaveFinished for wave 1",
+        async () => {
+          const [starts, finishes] = await Promise.all(
+            ["WaveStarted", "WaveFinished"].map((reason) => eventsAbout(admin, ns, created.metadata.uid, reason)),
+          );
+          return starts?.length && finishes?.length ? { starts, finishes } : undefined;
+        },
+        STALLED_TIMEOUT_MS,
+      );
+      expect(waveEvents.starts.map((e) => e.note)).toEqual([expect.stringMatching(/^wave 1: creating \d+ pods/)]);
+      expect(waveEvents.finishes.map((e) => e.note)).toEqual([expect.stringMatching(/^wave 1: 0 pods created, .* [1-9]\d* refused by the API server/)]);
 
       await sleep(STALL_HOLD_MS);
       expect(await listPods(admin, ns)).toEqual([]);

@@ -24,8 +24,10 @@ export interface WaveWriteResult {
   /** Creates answered 409 AlreadyExists: a pod of that name exists, which is what we wanted. */
   existed: number;
   deleted: number;
-  /** A create the API server refused as invalid; creation stops until the generation changes. */
+  /** The first create the API server refused as invalid; creation stops until the generation changes. */
   rejected?: WriteError;
+  /** Creates refused as invalid (400, 422). */
+  refused: number;
   /** Writes that failed for now (after retries) or were skipped because of a rejection or shutdown. */
   failed: number;
   /** The first failure that is not a rejection, for the requeue error. */
@@ -66,7 +68,7 @@ export async function executeWrites(opts: ActOptions): Promise<WaveWriteResult> 
   const { client, pacer, expectations, key, rollout, plan, signal } = opts;
   const namespace = rollout.metadata.namespace ?? "default";
   const collection = resourcePath(PODS, { namespace });
-  const outcome: WaveWriteResult = { created: 0, existed: 0, deleted: 0, failed: 0 };
+  const outcome: WaveWriteResult = { created: 0, existed: 0, deleted: 0, refused: 0, failed: 0 };
   let stopCreates = false;
 
   const fail = (err: unknown) => {
@@ -147,6 +149,7 @@ export async function executeWrites(opts: ActOptions): Promise<WaveWriteResult> 
       expectations.observeCreate(key, ordinal);
       if (err instanceof ApiError && REJECTING_CODES.has(err.code)) {
         stopCreates = true;
+        outcome.refused++;
         outcome.rejected ??= { code: err.code, reason: err.reason, message: err.serverMessage, podName: podName(rollout.metadata.name, ordinal) };
         return;
       }

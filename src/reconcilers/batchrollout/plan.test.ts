@@ -221,13 +221,19 @@ describe("plan: scaling down", () => {
 });
 
 describe("plan: expectations (a lagging cache)", () => {
-  it("counts in-flight creates as created: no double create, and no new wave until they are seen", () => {
+  it("counts in-flight creates as created: no double create; the next wave takes the ordinals after them", () => {
     const result = plan(input({ pods: pods(0, 2), creates: [2, 3, 4], status: status({ wave: waveStatus(1, 60_000) }) }));
+    expect(result.creates).toEqual([5, 6, 7, 8, 9]);
+    expect(result.wave).toMatchObject({ number: 2, size: 5 });
+    expect(result.progress).toMatchObject({ creating: 3, missing: 5 });
+  });
+
+  it("does not wait for the cache to show the last wave when everything else is in flight", () => {
+    const result = plan(input({ spec: { replicas: 5 }, pods: pods(0, 2), creates: [2, 3, 4], status: status({ wave: waveStatus(1, 60_000) }) }));
     expect(result.creates).toEqual([]);
     expect(result.waveStarted).toBe(false);
     expect(result.wave).toEqual(waveStatus(1, 60_000));
     expect(result.requeueAfterMs).toBeUndefined();
-    expect(result.progress).toMatchObject({ creating: 3, missing: 5 });
   });
 
   it("once the cache shows them, the next wave starts after them", () => {
@@ -444,8 +450,8 @@ describe("plan: finalizer and deletion", () => {
     expect(result.deletes).toEqual(names([1, 0]));
   });
 
-  it("paces deletion waves by minInterval and in-flight deletes", () => {
-    expect(plan(input({ deletionTimestamp, pods: pods(0, 6), deletes: names([9, 8]) })).deletes).toEqual([]);
+  it("paces deletion waves by minInterval; deletes in flight are not sent again", () => {
+    expect(plan(input({ deletionTimestamp, pods: pods(0, 6), deletes: names([5, 4]) })).deletes).toEqual(names([3, 2, 1, 0]));
     const early = plan(input({ deletionTimestamp, pods: pods(0, 6), status: status({ wave: waveStatus(3, 200) }) }));
     expect(early.deletes).toEqual([]);
     expect(early.requeueAfterMs).toBe(800);

@@ -22,10 +22,11 @@ import { podName } from "./observed.ts";
  *   Writes go out in waves. The wave size comes from the sizer (`capacity`, which for the Fixed
  *   strategy is initialSize); creates and deletes of one wave share it, deletes first, since they
  *   free what creates need. A new wave starts only when
- *     - the previous wave's writes are done: no create or delete in flight (expectations). The
- *       informer's cache lags the API server, so a pod we created may not be visible yet; counting
- *       in-flight creates as created and in-flight deletes as gone is what stops a double create
- *       or a double delete, and waiting for them keeps waves from overlapping;
+ *     - the previous wave's writes have been answered (the reconcile that sent them waits for
+ *       them, so waves never overlap), though the informer's cache may not show them yet. Waiting
+ *       for the cache too would put its lag (seconds under load) between every two waves; instead
+ *       in-flight creates count as created and in-flight deletes as gone (expectations), which is
+ *       what stops a double create or a double delete, and the next wave takes the ordinals after;
  *     - spec.waves.minInterval has passed since status.wave.startTime; otherwise the plan asks to
  *       be requeued after the rest of the interval and records limitedBy MinInterval. A startTime in
  *       the future (clock skew between leaders) waits at most one interval.
@@ -319,16 +320,18 @@ const STOP_LIMITED_BY: Readonly<Partial<Record<Blocker["reason"], LimitedBy>>> =
   Paused: "Paused",
 };
 
-type Gate = { open: true } | { open: false; waitMs?: number };
+export type WaveGate = { open: true } | { open: false; waitMs: number };
 
-/** Whether a new wave may start now (see "Waves" above). */
-function waveGate(input: PlanInput, inFlight: boolean): Gate {
-  if (inFlight) return { open: false };
-  const startTime = input.rollout.status?.wave?.startTime;
+/**
+ * Whether spec.waves.minInterval allows a new wave now (see "Waves" above). The reconciler asks
+ * too: only a reconcile that may start a wave is a wave decision for the sizer.
+ */
+export function waveGate(rollout: Pick<BatchRollout, "spec" | "status">, now: number): WaveGate {
+  const startTime = rollout.status?.wave?.startTime;
   const started = startTime === undefined ? Number.NaN : Date.parse(startTime);
   if (Number.isNaN(started)) return { open: true };
-  const interval = durationToMs(input.rollout.spec.waves.minInterval);
-  const elapsed = input.now - started;
+  const interval = durationToMs(rollout.spec.waves.minInterval);
+  const elapsed = now - started;
   if (elapsed >= interval) return { open: true };
   return { open: false, waitMs: Math.min(interval, interval - elapsed) };
 }
@@ -405,16 +408,14 @@ export function plan(input: PlanInput): Plan {
     return result;
   }
 
-  const gate = waveGate(input, inFlight);
+  const gate = waveGate(rollout, input.now);
   if (!gate.open) {
-    if (gate.waitMs !== undefined) {
-      result.requeueAfterMs = minRequeue(result.requeueAfterMs, gate.waitMs);
-      result.wave = {
-        ...previous,
-        limitedBy: "MinInterval",
-        message: `waiting spec.waves.minInterval (${rollout.spec.waves.minInterval}) since wave ${previous.number} started`,
-      };
-    }
+    result.requeueAfterMs = minRequeue(result.requeueAfterMs, gate.waitMs);
+    result.wave = {
+      ...previous,
+      limitedBy: "MinInterval",
+      message: `waiting spec.waves.minInterval (${rollout.spec.waves.minInterval}) since wave ${previous.number} started`,
+    };
     return result;
   }
 

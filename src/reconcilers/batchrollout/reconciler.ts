@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
-import { API_VERSION, BatchRolloutSpec, FINALIZER, KIND, PLURAL, GROUP, VERSION } from "../../api/batchrollout.ts";
-import type { BatchRollout, BatchRolloutStatus, SignalsStatus } from "../../api/batchrollout.ts";
+import { API_VERSION, BatchRolloutSpec, BatchRolloutStatus, FINALIZER, KIND, PLURAL, GROUP, VERSION } from "../../api/batchrollout.ts";
+import type { BatchRollout, SignalsStatus } from "../../api/batchrollout.ts";
 import { describeSpecIssues } from "../../api/crd-rules.ts";
 import type { ReconcileContext, Result } from "../../controllers/controller.ts";
 import type { EventSink } from "../../controllers/event-recorder.ts";
@@ -12,7 +12,7 @@ import { resourcePath } from "../../kube/resources.ts";
 import { WritePacer } from "../../ratelimit/pacer.ts";
 import type { RetryAfterGate } from "../../ratelimit/retry-after.ts";
 import { createWaveSizer, type WaveSignals, type WaveSizer } from "../../ratelimit/wave-sizer.ts";
-import { WriteLatencyWindow, apiServerSignals, type WriteOutcome } from "../../ratelimit/write-latency.ts";
+import { WriteLatencyWindow, apiServerSignals, type WriteOutcome, type WriteTick } from "../../ratelimit/write-latency.ts";
 import type { ClusterPace } from "../../ratelimit/cluster-pace.ts";
 import type { ApfMetrics, ApiServerSignal } from "../../ratelimit/signals/apiserver.ts";
 import type { IpamSignals } from "../../ratelimit/signals/ipam.ts";
@@ -22,14 +22,22 @@ import { classifyWrite, executeWrites, type WaveWriteResult } from "./act.ts";
 import { EventReason, EventType } from "./conditions.ts";
 import type { Expectations } from "./expectations.ts";
 import { toObservedPod, type ObservedPod } from "./observed.ts";
-import { plan, type Plan, type PlanInput, type WriteError } from "./plan.ts";
+import { plan, waveGate, type Plan, type PlanInput, type WriteError } from "./plan.ts";
 import { BY_ROLLOUT, type CachedPod } from "./pod-cache.ts";
 import { templateHash } from "./pod-template.ts";
-import { computeStatus, invalidSpecStatus, statusChanged } from "./status.ts";
+import { computeStatus, invalidSpecStatus, materialChange, statusChanged } from "./status.ts";
 
 // The BatchRollout reconciler: observe (from the caches) → size the wave → plan (pure) → act
 // (paced pod writes) → persist status once. Every call starts from what the caches say, so a
 // missed event, a duplicate event or a restart changes nothing.
+
+/**
+ * Least time between two status patches that only report progress (pod counts, signal readings).
+ * Every pod event triggers a reconcile, so without it a rollout of 10,000 pods would patch its
+ * status tens of times a second, in the same APF flow as its pod creates. Changes of wave,
+ * condition or generation are patched at once.
+ */
+export const STATUS_PROGRESS_INTERVAL_MS = 1_000;
 
 export const BATCHROLLOUTS: ResourceType = { group: GROUP, version: VERSION, plural: PLURAL, namespaced: true };
 
@@ -51,6 +59,10 @@ interface RolloutState {
   written?: BatchRolloutStatus;
   /** 429s this rollout's writes have met, for status. */
   throttled: number;
+  /** The writes weighed at the last wave decision, for status between decisions. */
+  lastTick?: WriteTick;
+  /** When this replica last patched status. */
+  patchedAt?: number;
 }
 
 export interface ReconcilerDeps {
@@ -100,9 +112,11 @@ export class BatchRolloutReconciler {
     const pending = this.#deps.expectations.pending(key);
     const hash = templateHash(rollout.spec.template);
 
-    // Size the wave, then plan it.
-    const { signals, statusSignals, grant } = await this.#readSignals(key, rollout, pods, pending, state, now, ctx.signal);
-    const decision = state.sizer.next(signals);
+    // Size the wave, then plan it. Only a reconcile that may start a wave is a decision the sizer
+    // learns from; the many reconciles between two waves (pod events) only re-read the guards.
+    const deciding = waveGate(rollout, now).open;
+    const { signals, statusSignals, grant } = await this.#readSignals(key, rollout, pods, pending, state, now, deciding, ctx.signal);
+    const decision = deciding ? state.sizer.next(signals) : state.sizer.peek(signals);
     state.pacer.update(decision.rateLimit);
     const input: PlanInput = {
       rollout,
@@ -126,22 +140,36 @@ export class BatchRolloutReconciler {
         "wave started",
       );
     }
+    for (const e of planned.events) this.#event(rollout, e.type, e.reason, "Reconcile", e.message);
     let writeFailure: Error | undefined;
     if (planned.creates.length + planned.deletes.length > 0) {
       const outcome = await this.#writeWave(key, rollout, planned, hash, cached, state, ctx.signal, log);
       writeFailure = outcome.firstFailure;
-      // Plan again with what the API server said, so this very status reports the stall.
-      if (outcome.rejected) planned = plan({ ...input, expectations: this.#deps.expectations.pending(key), lastWriteError: outcome.rejected });
+      if (outcome.rejected) {
+        // Plan again with what the API server said, so this very status reports the stall. The
+        // wave that met the rejection did start: the new plan carries on from it.
+        const started = { ...rollout, status: BatchRolloutStatus.parse({ ...rollout.status, wave: planned.wave }) };
+        planned = plan({ ...input, rollout: started, expectations: this.#deps.expectations.pending(key), lastWriteError: outcome.rejected });
+        for (const e of planned.events) this.#event(rollout, e.type, e.reason, "Reconcile", e.message);
+      }
     }
-    for (const e of planned.events) this.#event(rollout, e.type, e.reason, "Reconcile", e.message);
     if (planned.blocker && planned.waveStarted === false && planned.events.length > 0) {
       log.info({ reason: planned.blocker.reason, stalled: planned.blocker.stalled, why: planned.blocker.message }, "rollout held");
     }
 
     // Persist status once, and only when it changed.
     const status = computeStatus({ ...input, lastWriteError: state.rejected }, planned, this.#now());
-    await this.#persistStatus(rollout, status);
-    state.written = status;
+    const progressOnly = !materialChange(rollout.status, status);
+    const sincePatch = this.#now() - (state.patchedAt ?? -Infinity);
+    let requeueAfterMs = planned.requeueAfterMs;
+    if (progressOnly && sincePatch < STATUS_PROGRESS_INTERVAL_MS && statusChanged(rollout.status, status)) {
+      // Batched: the reconcile this requeue brings patches it, unless a pod event does so first.
+      const wait = STATUS_PROGRESS_INTERVAL_MS - sincePatch;
+      requeueAfterMs = requeueAfterMs === undefined ? wait : Math.min(requeueAfterMs, wait);
+    } else {
+      if (await this.#persistStatus(rollout, status)) state.patchedAt = this.#now();
+      state.written = status;
+    }
     this.#deps.metrics?.observe(
       { namespace: rollout.metadata.namespace ?? "", name: rollout.metadata.name },
       { waveStarted: planned.waveStarted, limitedBy: decision.limitedBy, size: decision.size, rateLimit: decision.rateLimit, throttled: signals.writes?.throttled ?? 0 },
@@ -151,7 +179,7 @@ export class BatchRolloutReconciler {
     if (planned.removeFinalizer) await this.#setFinalizer(rollout, false);
 
     if (writeFailure) throw writeFailure;
-    return planned.requeueAfterMs !== undefined ? { requeueAfterMs: planned.requeueAfterMs } : {};
+    return requeueAfterMs !== undefined ? { requeueAfterMs } : {};
   };
 
   /** Sends one wave's pod writes and reports how it went, in the log and as events. */
@@ -179,10 +207,11 @@ export class BatchRolloutReconciler {
       logger: log,
     });
     const seconds = ((this.#now() - started) / 1000).toFixed(1);
-    const { created, existed, deleted, failed } = outcome;
-    log.info({ wave: planned.wave.number, created, existed, deleted, failed, seconds }, "wave writes done");
+    const { created, existed, deleted, refused, failed } = outcome;
+    log.info({ wave: planned.wave.number, created, existed, deleted, refused, failed, seconds }, "wave writes done");
+    const refusedNote = refused > 0 ? `, ${refused} refused by the API server` : "";
     this.#event(rollout, EventType.Normal, EventReason.WaveFinished, "Reconcile",
-      `wave ${planned.wave.number}: ${created} pods created, ${existed} already existed, ${deleted} deleted, ${failed} not written, in ${seconds} s`);
+      `wave ${planned.wave.number}: ${created} pods created, ${existed} already existed, ${deleted} deleted${refusedNote}, ${failed} not written, in ${seconds} s`);
     if (outcome.rejected) {
       state.rejected = outcome.rejected;
       const { code, reason, message } = outcome.rejected;
@@ -207,6 +236,7 @@ export class BatchRolloutReconciler {
     pending: { creates: ReadonlySet<number>; deletes: ReadonlySet<string> },
     state: RolloutState,
     now: number,
+    deciding: boolean,
     signal: AbortSignal,
   ): Promise<{ signals: WaveSignals; statusSignals: SignalsStatus; grant: number | undefined }> {
     const { spec } = rollout;
@@ -215,15 +245,19 @@ export class BatchRolloutReconciler {
     const desired = deleting ? 0 : spec.replicas;
     const missing = missingPods(desired, pods, pending);
     const remaining = missing + extraPods(desired, pods, pending);
-    const writes = state.window.tick(now);
-    const signals: WaveSignals = { now, remaining, writes, retryAfterUntil: this.#deps.gate.notBefore };
+    const signals: WaveSignals = { now, remaining, retryAfterUntil: this.#deps.gate.notBefore };
+    if (deciding) {
+      signals.writes = state.window.tick(now);
+      state.lastTick = signals.writes;
+      state.throttled += signals.writes.throttled;
+    }
     const apf = this.#deps.apiServer?.snapshot();
     const statusSignals: SignalsStatus = {
       apiServer: {
-        ...apiServerSignals(writes, {
+        ...apiServerSignals(state.lastTick, {
           ...(apf?.flowSchema ? { flowSchema: apf.flowSchema } : {}),
           ...(apf?.priorityLevel ? { priorityLevel: apf.priorityLevel } : {}),
-          throttledTotal: (state.throttled += writes.throttled),
+          throttledTotal: state.throttled,
           ...(this.#deps.gate.lastRetryAfterMs === undefined ? {} : { retryAfterMs: this.#deps.gate.lastRetryAfterMs }),
         }),
         ...apfMetricsStatus(apf?.metrics),
@@ -304,8 +338,9 @@ export class BatchRolloutReconciler {
     this.#deps.expectations.forget(key);
   }
 
-  async #persistStatus(rollout: Pick<BatchRollout, "metadata" | "status">, status: BatchRolloutStatus): Promise<void> {
-    if (!statusChanged(rollout.status, status)) return;
+  /** Patches /status when it changed; says whether it sent a patch. */
+  async #persistStatus(rollout: Pick<BatchRollout, "metadata" | "status">, status: BatchRolloutStatus): Promise<boolean> {
+    if (!statusChanged(rollout.status, status)) return false;
     const { name, namespace } = rollout.metadata;
     try {
       await this.#deps.client.request({
@@ -317,6 +352,7 @@ export class BatchRolloutReconciler {
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
+    return true;
   }
 
   /** Adds or removes our finalizer; the resourceVersion makes a stale view fail (409) instead of clobbering. */

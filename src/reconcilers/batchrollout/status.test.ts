@@ -5,7 +5,7 @@ import { ConditionType, NotStalledReason, ProgressingReason, ReadyReason, StallR
 import type { ObservedPod } from "./observed.ts";
 import { plan } from "./plan.ts";
 import type { PlanInput, WaveCapacity } from "./plan.ts";
-import { computeStatus, conditionTime, selectorFor, statusChanged } from "./status.ts";
+import { computeStatus, conditionTime, materialChange, selectorFor, statusChanged } from "./status.ts";
 
 const NAME = "sim";
 const NOW = Date.parse("2025-01-01T00:10:00.250Z");
@@ -279,6 +279,30 @@ describe("statusChanged", () => {
     const firstStatus = computeStatus(first, plan(first), NOW);
     const second: PlanInput = { ...first, rollout: { ...first.rollout, status: firstStatus } };
     expect(statusChanged(firstStatus, computeStatus(second, plan(second), NOW + 60_000))).toBe(false);
+  });
+});
+
+describe("materialChange", () => {
+  const base = statusOf({ pods: pods(0, 2) });
+
+  it("is false for progress only: pod counts, signal readings, messages", () => {
+    expect(materialChange(base, { ...base, readyReplicas: base.readyReplicas + 1, runningReplicas: 7 })).toBe(false);
+    expect(materialChange(base, { ...base, signals: { scheduler: { pending: 1 } } })).toBe(false);
+    const conditions = (base.conditions ?? []).map((c) => ({ ...c, message: "1 of 2 pods ready" }));
+    expect(materialChange(base, { ...base, conditions })).toBe(false);
+    expect(materialChange(base, { ...base, wave: { ...(base.wave ?? { number: 0, limitedBy: "None" }), size: 3, message: "other words" } })).toBe(false);
+  });
+
+  it("is true for what someone acts on: wave, what holds it, conditions, generation, failures", () => {
+    const wave = base.wave ?? { number: 0, size: 0, limitedBy: "None" as const };
+    expect(materialChange(base, { ...base, wave: { ...wave, number: wave.number + 1 } })).toBe(true);
+    expect(materialChange(base, { ...base, wave: { ...wave, limitedBy: "MinInterval" } })).toBe(true);
+    expect(materialChange(base, { ...base, wave: { ...wave, startTime: EARLIER } })).toBe(true);
+    const flipped = (base.conditions ?? []).map((c, i) => (i === 0 ? { ...c, status: c.status === "True" ? ("False" as const) : ("True" as const) } : c));
+    expect(materialChange(base, { ...base, conditions: flipped })).toBe(true);
+    expect(materialChange(base, { ...base, observedGeneration: (base.observedGeneration ?? 0) + 1 })).toBe(true);
+    expect(materialChange(base, { ...base, failedReplicas: base.failedReplicas + 1 })).toBe(true);
+    expect(materialChange(undefined, base)).toBe(true);
   });
 });
 

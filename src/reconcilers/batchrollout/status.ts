@@ -196,3 +196,25 @@ function sameJson(a: unknown, b: unknown): boolean {
 export function statusChanged(previous: BatchRolloutStatus | undefined, next: BatchRolloutStatus): boolean {
   return !sameJson(previous, next);
 }
+
+/**
+ * Whether a changed status also changed what someone acts on: the generation observed, failures,
+ * the selector, which wave runs and what holds it, and each condition's status and reason. Pod
+ * counts, signal readings and messages alone are progress, which the reconciler may batch.
+ */
+export function materialChange(previous: BatchRolloutStatus | undefined, next: BatchRolloutStatus): boolean {
+  return !sameJson(materialView(previous), materialView(next));
+}
+
+function materialView(status: BatchRolloutStatus | undefined) {
+  if (status === undefined) return undefined;
+  const { wave } = status;
+  return {
+    observedGeneration: status.observedGeneration,
+    failedReplicas: status.failedReplicas,
+    selector: status.selector,
+    wave: wave && { number: wave.number, startTime: wave.startTime, limitedBy: wave.limitedBy },
+    conditions: status.conditions?.map(({ type, status: value, reason }) => ({ type, status: value, reason })),
+  };
+}
+
