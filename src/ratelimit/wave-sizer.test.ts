@@ -164,6 +164,23 @@ describe("AdaptiveWaveSizer: latency", () => {
   });
 });
 
+describe("AdaptiveWaveSizer: recovery after queueing", () => {
+  it("climbs back quickly towards the rate the latency episode began at, not by √R steps", () => {
+    const sizer = new AdaptiveWaveSizer(spec({ waves: { maxSize: 100_000 } }));
+    const trace = new Trace(sizer);
+    trace.run(6, 40); // slow start to 1,600/s on a 40 ms baseline
+    const before = sizer.state.perSecond;
+    trace.run(6, 120); // queueing: the gradient eases off
+    const cut = sizer.state.perSecond;
+    expect(cut).toBeLessThan(0.8 * before);
+    trace.run(8, 40);
+    const additiveOnly = cut + 8 * GRADIENT_SMOOTHING * Math.sqrt(before);
+    expect(sizer.state.perSecond).toBeGreaterThan(additiveOnly);
+    expect(sizer.state.perSecond).toBeGreaterThan(0.8 * before);
+    expect(sizer.state.perSecond).toBeLessThanOrEqual(before);
+  });
+});
+
 describe("AdaptiveWaveSizer: API server loss", () => {
   it("429 → halve the rate and pause at least the largest Retry-After", () => {
     const trace = new Trace(new AdaptiveWaveSizer(spec()));

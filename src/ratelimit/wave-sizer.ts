@@ -13,7 +13,7 @@
 //   5. p90 within LATENCY_TARGET_HEADROOM of the target, or the last wave did not use the rate
 //      (a guard held it back, so the server told us nothing about more): hold;
 //   6. grow: slow start ×2 until the first congestion signal, then R + 0.2·√R (DESIGN's formula at
-//      g = 1), sped up towards 0.9 × the rate of the last loss (CUBIC's quick return).
+//      g = 1), sped up towards 0.9 × the rate the last loss or latency episode began at (CUBIC's quick return).
 // Changes to R are bounded to ×2 up and ×0.5 down per tick, and R stays in [minSize, maxSize]/period.
 // The baseline is the unloaded p90: the mean of the first samples, then only re-measured, every
 // BASELINE_PROBE_INTERVAL_MS (sooner after PROBE_AFTER_CONGESTED_TICKS of "queueing"), by sending one
@@ -82,7 +82,10 @@ export const SLOW_START_FACTOR = 2;
 export const SLOW_START_EXIT_TICKS = 2;
 /** Largest growth of R in one tick, whatever the path (the swing bound upwards). */
 export const MAX_GROWTH_PER_TICK = 2;
-/** After a loss, climb quickly back to this fraction of the rate the loss happened at (CUBIC's idea). */
+/**
+ * After a loss or a latency episode, climb quickly back to this fraction of the rate it began at
+ * (CUBIC's idea): the cause is often someone else's burst, and √R steps would take minutes.
+ */
 export const RECOVERY_TARGET_FRACTION = 0.9;
 /** Share of the gap to the recovery target closed per tick: ~8 ticks from 0.45 to 0.85 of the old rate. */
 export const RECOVERY_GAIN = 0.25;
@@ -291,7 +294,10 @@ export class AdaptiveWaveSizer implements WaveSizer {
   #baselineSamples = 0;
   #shortMs: number | undefined;
   #congestedTicks = 0;
+  /** The rate when the last congestion episode (loss, or a latency cut) began: recovery climbs back towards it. */
   #lossRate: number | undefined;
+  /** Inside a latency episode (from the first congested tick to the next growth): its start rate is kept. */
+  #latencyEpisode = false;
   #pauseUntil = 0;
   #lossEpochEnd = -Infinity;
   /** The previous decision: the wave we asked for and what the rate alone would have allowed. */
@@ -431,6 +437,7 @@ export class AdaptiveWaveSizer implements WaveSizer {
         this.#action = { limitedBy: "ApiServer", note: `API server still rejecting (${describeLosses(w)}); rate already halved for this episode` };
       }
     } else if (p90 !== undefined && p90 > this.#latencyTargetMs) {
+      this.#beginLatencyEpisode(previous);
       this.#rate = previous * Math.max(LATENCY_CEILING_MIN_FACTOR, this.#latencyTargetMs / p90);
       this.#slowStart = false;
       this.#action = {
@@ -446,9 +453,11 @@ export class AdaptiveWaveSizer implements WaveSizer {
       }
       this.#action = { limitedBy: "Rate", note: `baseline re-measured: p90 ${p90 === undefined ? "unknown" : formatMs(p90)} at ${PROBE_RATE_FACTOR}× rate` };
     } else if (gradient < 1 && (!warm || (this.#slowStart && this.#congestedTicks < SLOW_START_EXIT_TICKS))) {
+      this.#beginLatencyEpisode(previous);
       this.#action = { limitedBy: "Latency", note: `write latency ${latencyNote}: holding to see whether it is queueing` };
     } else if (gradient < 1) {
       const eased = (1 - GRADIENT_SMOOTHING) * previous + GRADIENT_SMOOTHING * (gradient * previous + Math.sqrt(previous));
+      this.#beginLatencyEpisode(previous);
       this.#rate = Math.min(previous, eased);
       this.#slowStart = false;
       this.#action = { limitedBy: "Latency", note: `write latency ${latencyNote}: queueing, easing off` };
@@ -457,9 +466,11 @@ export class AdaptiveWaveSizer implements WaveSizer {
     } else if (appLimited) {
       this.#action = { limitedBy: "Rate", note: "holding: the last wave did not use the rate" };
     } else if (this.#slowStart) {
+      this.#latencyEpisode = false;
       this.#rate = previous * SLOW_START_FACTOR;
       this.#action = { limitedBy: "Rate", note: `ramping up ×${SLOW_START_FACTOR} per wave${latencyNote ? `, ${latencyNote}` : ""}` };
     } else {
+      this.#latencyEpisode = false;
       let grown = previous + GRADIENT_SMOOTHING * Math.sqrt(previous);
       const recoveryTarget = (this.#lossRate ?? 0) * RECOVERY_TARGET_FRACTION;
       if (previous < recoveryTarget) grown = Math.max(grown, previous + (recoveryTarget - previous) * RECOVERY_GAIN);
@@ -471,6 +482,13 @@ export class AdaptiveWaveSizer implements WaveSizer {
     const overloaded = losses > 0 || (p90 !== undefined && p90 > this.#latencyTargetMs);
     if (p90 !== undefined && !measuringProbe && !warm && !overloaded) this.#warmUpBaseline(p90);
     this.#rate = clamp(Math.min(this.#rate, previous * MAX_GROWTH_PER_TICK), this.#minRate(), this.#maxRate());
+  }
+
+  /** Queueing began: remember the rate it began at, which recovery climbs back towards as after a loss. */
+  #beginLatencyEpisode(rate: number): void {
+    if (this.#latencyEpisode) return;
+    this.#latencyEpisode = true;
+    this.#lossRate = rate;
   }
 
   #warmUpBaseline(p90: number): void {
