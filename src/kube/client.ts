@@ -1,13 +1,14 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
-import { KubeConfig } from "@kubernetes/client-node";
 import { Agent, request } from "undici";
+import { bodyLines } from "./body-lines.ts";
 import { ApiError, RequestTimeoutError, type KubeStatusBody } from "./errors.ts";
+import { type ClusterAccess, loadClusterAccess } from "./kubeconfig.ts";
 
 // The one HTTP client every request goes through. @kubernetes/client-node 2.x builds a new undici
 // Agent (so a new TLS connection) for every API call and has no timeouts, no 429 handling and no
-// request metrics; we keep using its KubeConfig for credentials and talk HTTP ourselves through a
-// single keep-alive Agent.
+// request metrics; we load credentials ourselves (kubeconfig.ts) and talk HTTP through a single
+// keep-alive Agent.
 
 /** Deadline for one request without a response, as client-go's default for non-watch calls. */
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -24,7 +25,7 @@ export const DEFAULT_RETRY_AFTER_S = 1;
 export const MAX_CONNECTIONS = 64;
 /** Idle keep-alive connections are closed after this, well before a load balancer would. */
 export const KEEP_ALIVE_TIMEOUT_MS = 30_000;
-/** Credentials (token files, exec plugins) are re-read this often. */
+/** Credentials (token files, exec plugins) are re-read this often, as client-go re-reads token files. */
 export const CREDENTIALS_REFRESH_MS = 60_000;
 /** Server-side timeout of a watch; client-go picks 5–10 minutes at random, as we do. */
 export const WATCH_TIMEOUT_S = { min: 300, max: 600 } as const;
@@ -45,8 +46,14 @@ export interface RequestOptions {
   retryThrottled?: boolean;
   /** Skip parsing a successful response body (e.g. pod creates, where only the code matters). */
   discardBody?: boolean;
-  /** "text" returns the body as a string (e.g. /metrics); default "json". */
-  responseType?: "json" | "text";
+  /**
+   * "text" returns the body as a string; "lines" reads it line by line and returns the lines
+   * `keepLine` accepts (string[]), never holding the whole body: kube-apiserver /metrics is megabytes,
+   * of which a signal needs a few hundred lines. Default "json".
+   */
+  responseType?: "json" | "text" | "lines";
+  /** For responseType "lines": which lines to keep (default: all). */
+  keepLine?: (line: string) => boolean;
 }
 
 export interface KubeResponse<T> {
@@ -90,41 +97,36 @@ function buildQuery(query: Query | undefined): string {
 
 export class KubeClient {
   readonly server: string;
-  readonly #config: KubeConfig;
+  readonly #access: ClusterAccess;
   readonly #agent: Agent;
   #headers: Record<string, string> = {};
   #credentialsAt = 0;
   readonly #observers = new Set<ResponseObserver>();
 
-  private constructor(config: KubeConfig, agent: Agent, server: string) {
-    this.#config = config;
+  private constructor(access: ClusterAccess, agent: Agent) {
+    this.#access = access;
     this.#agent = agent;
-    this.server = server.replace(/\/$/, "");
+    this.server = access.server.replace(/\/$/, "");
   }
 
   /** From a kubeconfig file, or the default chain (KUBECONFIG, ~/.kube/config, in-cluster). */
   static async fromKubeconfig(file?: string): Promise<KubeClient> {
-    const config = new KubeConfig();
-    if (file) config.loadFromFile(file);
-    else config.loadFromDefault();
-    const cluster = config.getCurrentCluster();
-    if (!cluster) throw new Error(`kubeconfig${file ? ` ${file}` : ""} has no current cluster`);
-    const tls: { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean; servername?: string } = {};
-    await config.applyToHTTPSOptions(tls);
+    const access = await loadClusterAccess(file ? { file } : {});
+    const { tls } = access;
     const agent = new Agent({
       connect: { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: tls.rejectUnauthorized, servername: tls.servername },
       connections: MAX_CONNECTIONS,
       allowH2: true,
       keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     });
-    const client = new KubeClient(config, agent, cluster.server);
+    const client = new KubeClient(access, agent);
     await client.#refreshCredentials();
     return client;
   }
 
   /** The user this client authenticates as, as written in the kubeconfig. */
   get userName(): string {
-    return this.#config.getCurrentUser()?.name ?? "";
+    return this.#access.userName;
   }
 
   onResponse(observer: ResponseObserver): () => void {
@@ -133,9 +135,7 @@ export class KubeClient {
   }
 
   async #refreshCredentials(): Promise<void> {
-    const opts: { headers?: Record<string, string> } = {};
-    await this.#config.applyToHTTPSOptions(opts);
-    this.#headers = { ...opts.headers };
+    this.#headers = await this.#access.authHeaders();
     this.#credentialsAt = Date.now();
   }
 
@@ -183,9 +183,15 @@ export class KubeClient {
     }
     const code = res.statusCode;
     const retryAfterSeconds = parseRetryAfter(res.headers["retry-after"]);
-    let text: string;
+    let text = "";
+    let kept: string[] | undefined;
     try {
-      text = opts.discardBody && code < 300 ? (await res.body.dump(), "") : await res.body.text();
+      if (opts.discardBody && code < 300) await res.body.dump();
+      else if (opts.responseType === "lines" && code < 300) {
+        const keep = opts.keepLine ?? (() => true);
+        kept = [];
+        for await (const line of bodyLines(res.body)) if (keep(line)) kept.push(line);
+      } else text = await res.body.text();
     } catch (err) {
       if (timeout.aborted) throw new RequestTimeoutError(opts.method, opts.path, timeoutMs);
       throw err;
@@ -200,7 +206,7 @@ export class KubeClient {
       }
       throw new ApiError({ method: opts.method, path: opts.path, code, status, retryAfterSeconds, text, headers: res.headers });
     }
-    const parsed = opts.responseType === "text" ? text : text ? JSON.parse(text) : undefined;
+    const parsed = kept ?? (opts.responseType === "text" ? text : text ? JSON.parse(text) : undefined);
     return { code, headers: res.headers, body: parsed as T };
   }
 
@@ -247,16 +253,9 @@ export class KubeClient {
       }
       throw new ApiError({ method: "WATCH", path, code: res.statusCode, status, text });
     }
-    let buffered = "";
     try {
-      for await (const chunk of res.body) {
-        buffered += (chunk as Buffer).toString("utf8");
-        let newline;
-        while ((newline = buffered.indexOf("\n")) >= 0) {
-          const line = buffered.slice(0, newline);
-          buffered = buffered.slice(newline + 1);
-          if (line.trim()) yield JSON.parse(line) as WatchEvent<T>;
-        }
+      for await (const line of bodyLines(res.body)) {
+        if (line.trim()) yield JSON.parse(line) as WatchEvent<T>;
       }
     } catch (err) {
       if (signal.aborted) return;
