@@ -239,6 +239,19 @@ describe("Informer", () => {
     await stop();
   });
 
+  it("fires onDelete only for an object it held", async () => {
+    const api = new FakeApi();
+    api.put("a");
+    const { informer, seen, stop } = startInformer(api);
+    await informer.waitForSync();
+    await settle();
+    api.lastWatch.push("DELETED", pod("never-seen", "150"));
+    await settle();
+    expect(seen.deletes).toEqual([]);
+    expect(informer.size).toBe(1);
+    await stop();
+  });
+
   it("moves the resourceVersion on a BOOKMARK without firing handlers, and resumes the watch from it", async () => {
     const api = new FakeApi();
     api.put("a");

@@ -256,11 +256,15 @@ export class Informer<T extends ObjectWithMeta> {
     }
   }
 
+  /**
+   * Handlers hear of a deletion only for an object the cache held: a DELETED event for anything else
+   * changes nothing, and handlers that keep counts (IPAM) rely on every delete matching an add.
+   */
   #remove(key: string, obj: T): void {
-    if (this.#store.has(key)) {
-      this.#unindex(key, this.#store.get(key)!);
-      this.#store.delete(key);
-    }
+    const held = this.#store.get(key);
+    if (!held) return;
+    this.#unindex(key, held);
+    this.#store.delete(key);
     for (const h of this.#handlers) h.onDelete?.(obj);
   }
 

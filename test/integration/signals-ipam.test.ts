@@ -7,7 +7,7 @@ import type { PodTemplate } from "../../src/api/batchrollout.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { isNotFound } from "../../src/kube/errors.ts";
 import { NODES, PODS, resourcePath } from "../../src/kube/resources.ts";
-import { type NodeLike, type PodLike, nodePodCidrHeadroom } from "../../src/ratelimit/ipam/node-pod-cidr.ts";
+import { type NodeLike, type PodLike, nodePodCidrHeadroom, podCountsByNode } from "../../src/ratelimit/ipam/node-pod-cidr.ts";
 import { CALICO_IPAMBLOCKS, CALICO_IPPOOLS, IpamSignals } from "../../src/ratelimit/signals/ipam.ts";
 import { adminClient, createTestNamespace, deleteNamespace, eventually, operatorClient } from "./support/cluster.ts";
 
@@ -171,7 +171,7 @@ describe("IpamSignals", () => {
         const [reading, direct] = await eventually("provider and direct arithmetic agree", async () => {
           const nodes = await listAll<NodeLike>(admin, resourcePath(NODES));
           const all = await listAll<PodLike>(admin, resourcePath(PODS));
-          const expected = nodePodCidrHeadroom(nodes, all, template);
+          const expected = nodePodCidrHeadroom(nodes, podCountsByNode(all), template);
           const r = await ipam.read({ provider: "NodePodCIDR", template });
           return r.headroom?.free === expected.free && r.nodeSlots === expected.nodeSlots ? ([r, expected] as const) : undefined;
         });

@@ -4,11 +4,13 @@ import {
   type NodeLike,
   type PodLike,
   type Taint,
+  NodePodCounter,
   allocatablePods,
   matchesNodeSelectorTerms,
   nodeCapacity,
   nodeEligibility,
   nodePodCidrHeadroom,
+  podCountsByNode,
   schedulingConstraints,
   toleratesTaint,
   usableNodeCidrAddresses,
@@ -164,7 +166,7 @@ describe("nodePodCidrHeadroom", () => {
       ...pods("cordoned", 50),
       { spec: {}, status: { phase: "Pending" } }, // unscheduled: on no node yet
     ];
-    const result = nodePodCidrHeadroom(nodes, all, template(), { perNode: true });
+    const result = nodePodCidrHeadroom(nodes, podCountsByNode(all), template(), { perNode: true });
     // a: 253 − 105 IP pods = 148 free IPs; 110 − 107 non-terminal = 3 slots. b: 243 IPs, 100 slots.
     expect(result).toMatchObject({ provider: "NodePodCIDR", free: 148 + 243, capacity: 506, nodeSlots: 3 + 100, eligibleNodes: 2, ineligible: { Unschedulable: 1 } });
     expect(result.perNode?.find((r) => r.name === "a")).toMatchObject({ slots: 3, ipCapacity: 253, ipFree: 148 });
@@ -174,20 +176,20 @@ describe("nodePodCidrHeadroom", () => {
   it("bounds node slots by free addresses per node, so IPs on one node and slots on another do not add up", () => {
     const nodes = [node("ips-only", { podCIDRs: ["10.244.1.0/26"], pods: "110" }), node("slots-only", { podCIDRs: ["10.244.2.0/26"], pods: "250" })];
     const all = [...pods("ips-only", 100, "Running", true), ...pods("slots-only", 61)];
-    const result = nodePodCidrHeadroom(nodes, all, template());
+    const result = nodePodCidrHeadroom(nodes, podCountsByNode(all), template());
     // ips-only: 61 free IPs but 10 slots; slots-only: 0 free IPs but 189 slots.
     expect(result.free).toBe(61);
     expect(result.nodeSlots).toBe(10);
-    expect(nodeCapacity(nodes, all, template()).nodeSlots).toBe(10 + 189);
+    expect(nodeCapacity(nodes, podCountsByNode(all), template()).nodeSlots).toBe(10 + 189);
   });
 
   it("dual-stack: the IPv4 range decides", () => {
-    const result = nodePodCidrHeadroom([node("d", { podCIDRs: ["10.244.1.0/24", "fd00:10:244:1::/64"] })], pods("d", 3), template());
+    const result = nodePodCidrHeadroom([node("d", { podCIDRs: ["10.244.1.0/24", "fd00:10:244:1::/64"] })], podCountsByNode(pods("d", 3)), template());
     expect(result.free).toBe(250);
   });
 
   it("is unknown, not zero, when no eligible node has podCIDRs", () => {
-    const result = nodePodCidrHeadroom([node("x", { podCIDRs: [] })], [], template());
+    const result = nodePodCidrHeadroom([node("x", { podCIDRs: [] })], new Map(), template());
     expect(result.free).toBeUndefined();
     expect(result.nodeSlots).toBe(110);
     expect(result.message).toContain("--allocate-node-cidrs");
@@ -195,15 +197,46 @@ describe("nodePodCidrHeadroom", () => {
 
   it("counts only nodes the template can use", () => {
     const nodes = [node("gpu", { labels: { pool: "gpu" } }), node("sim", { labels: { pool: "sims" } })];
-    const result = nodePodCidrHeadroom(nodes, [], template({ nodeSelector: { pool: "sims" } }));
+    const result = nodePodCidrHeadroom(nodes, new Map(), template({ nodeSelector: { pool: "sims" } }));
     expect(result).toMatchObject({ free: 253, nodeSlots: 110, eligibleNodes: 1, ineligible: { NodeSelector: 1 } });
   });
 
   it("scales: 1,000 kwok nodes with /24s and 110 pods each", () => {
     const nodes = Array.from({ length: 1_000 }, (_, i) => node(`kwok-node-${i}`, { podCIDRs: [`10.${(i >> 8) + 1}.${i & 255}.0/24`] }));
     const all = nodes.flatMap((n, i) => (i < 500 ? pods(n.metadata?.name ?? "", 40) : []));
-    const result = nodePodCidrHeadroom(nodes, all, template());
+    const result = nodePodCidrHeadroom(nodes, podCountsByNode(all), template());
     expect(result.free).toBe(1_000 * 253 - 500 * 40);
     expect(result.nodeSlots).toBe(1_000 * 110 - 500 * 40);
+  });
+});
+
+describe("NodePodCounter", () => {
+  it("counts pods in and out as they come and go, and forgets a node whose pods are all gone", () => {
+    const counter = new NodePodCounter();
+    const [a1, a2] = pods("a", 2);
+    const [host] = pods("a", 1, "Running", true);
+    const [b1] = pods("b", 1);
+    for (const pod of [a1!, a2!, host!, b1!]) counter.add(pod);
+    counter.add({ spec: {}, status: { phase: "Pending" } }); // not bound: counts nowhere
+    expect(counter.counts).toEqual(
+      new Map([
+        ["a", { active: 3, withIp: 2 }],
+        ["b", { active: 1, withIp: 1 }],
+      ]),
+    );
+    counter.remove(a1!);
+    // A deletion carries the pod's last state, finished or not: it removes what the addition added.
+    counter.remove({ ...host!, status: { phase: "Succeeded" } });
+    expect(counter.counts.get("a")).toEqual({ active: 1, withIp: 1 });
+    counter.remove(b1!);
+    expect(counter.counts.has("b")).toBe(false);
+  });
+
+  it("agrees with counting a list at once, which skips finished pods", () => {
+    const all = [...pods("a", 7), ...pods("a", 2, "Running", true), ...pods("b", 3, "Failed"), ...pods("c", 4)];
+    const counter = new NodePodCounter();
+    for (const pod of all.filter((p) => p.status?.phase !== "Failed")) counter.add(pod);
+    expect(counter.counts).toEqual(podCountsByNode(all));
+    expect(podCountsByNode(all).has("b")).toBe(false);
   });
 });

@@ -201,28 +201,56 @@ export function usableNodeCidrAddresses(cidrText: string): { family: IpFamily; u
   return { family: cidr.family, usable: toCount(cidr.size - reserved, cidr.family) };
 }
 
-interface PodCounts {
+export interface PodCounts {
   /** Non-terminal pods: each holds a pod slot. */
   active: number;
   /** Of those, pods on the pod network: each holds an address. */
   withIp: number;
 }
 
+/** Pod counts by node name: all the headroom arithmetic needs to know about pods. */
+export type PodCountsByNode = ReadonlyMap<string, PodCounts>;
+
 /**
- * Non-terminal pods per node. A pod being deleted still holds its slot and its address until the
- * kubelet tears its sandbox down, so it counts.
+ * Pods per node, kept up to date one pod at a time (from an informer's notifications), so a reading
+ * costs O(nodes) however many pods run. Feed it only pods that hold a slot (bound, not finished: the
+ * active-pod informer's field selector sees to that) and remove what was added; a pod's node and
+ * hostNetwork never change, so the object a deletion carries removes what its addition added.
  */
-export function podCountsByNode(pods: Iterable<PodLike>): Map<string, PodCounts> {
-  const counts = new Map<string, PodCounts>();
-  for (const pod of pods) {
-    const node = pod.spec?.nodeName;
-    if (!node || TERMINAL_POD_PHASES.has(pod.status?.phase ?? "")) continue;
-    let entry = counts.get(node);
-    if (!entry) counts.set(node, (entry = { active: 0, withIp: 0 }));
-    entry.active += 1;
-    if (!pod.spec?.hostNetwork) entry.withIp += 1;
+export class NodePodCounter {
+  readonly #counts = new Map<string, PodCounts>();
+
+  get counts(): PodCountsByNode {
+    return this.#counts;
   }
-  return counts;
+
+  add(pod: PodLike): void {
+    this.#change(pod, 1);
+  }
+
+  remove(pod: PodLike): void {
+    this.#change(pod, -1);
+  }
+
+  #change(pod: PodLike, by: 1 | -1): void {
+    const node = pod.spec?.nodeName;
+    if (!node) return;
+    let entry = this.#counts.get(node);
+    if (!entry) this.#counts.set(node, (entry = { active: 0, withIp: 0 }));
+    entry.active += by;
+    if (!pod.spec?.hostNetwork) entry.withIp += by;
+    if (entry.active <= 0) this.#counts.delete(node);
+  }
+}
+
+/**
+ * Non-terminal pods per node, counted once from a list. A pod being deleted still holds its slot and
+ * its address until the kubelet tears its sandbox down, so it counts.
+ */
+export function podCountsByNode(pods: Iterable<PodLike>): PodCountsByNode {
+  const counter = new NodePodCounter();
+  for (const pod of pods) if (!TERMINAL_POD_PHASES.has(pod.status?.phase ?? "")) counter.add(pod);
+  return counter.counts;
 }
 
 export interface NodeHeadroom {
@@ -264,9 +292,8 @@ function ineligibleSummary(ineligible: Partial<Record<IneligibleReason, number>>
   return parts.length ? `; skipped ${parts.join(", ")}` : "";
 }
 
-function evaluateNodes(nodes: Iterable<NodeLike>, pods: Iterable<PodLike>, template: PodTemplate) {
+function evaluateNodes(nodes: Iterable<NodeLike>, counts: PodCountsByNode, template: PodTemplate) {
   const constraints = schedulingConstraints(template);
-  const counts = podCountsByNode(pods);
   const rows: NodeHeadroom[] = [];
   const ineligible: Partial<Record<IneligibleReason, number>> = {};
   for (const node of nodes) {
@@ -292,7 +319,7 @@ function evaluateNodes(nodes: Iterable<NodeLike>, pods: Iterable<PodLike>, templ
 }
 
 /** Pod slots on nodes the template may use: Σ max(0, allocatable pods − non-terminal pods). Any IPAM. */
-export function nodeCapacity(nodes: Iterable<NodeLike>, pods: Iterable<PodLike>, template: PodTemplate, options: NodeHeadroomOptions = {}): NodeCapacity {
+export function nodeCapacity(nodes: Iterable<NodeLike>, pods: PodCountsByNode, template: PodTemplate, options: NodeHeadroomOptions = {}): NodeCapacity {
   const { rows, ineligible } = evaluateNodes(nodes, pods, template);
   const eligible = rows.filter((r) => r.eligibility.eligible);
   const nodeSlots = eligible.reduce((sum, r) => sum + r.slots, 0);
@@ -317,7 +344,7 @@ export function nodeCapacity(nodes: Iterable<NodeLike>, pods: Iterable<PodLike>,
  */
 export function nodePodCidrHeadroom(
   nodes: Iterable<NodeLike>,
-  pods: Iterable<PodLike>,
+  pods: PodCountsByNode,
   template: PodTemplate,
   options: NodeHeadroomOptions = {},
 ): NodePodCidrHeadroom {

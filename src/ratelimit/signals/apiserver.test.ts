@@ -42,7 +42,8 @@ function setup(opts: { metrics?: () => string | ApiError; lists?: () => Record<s
       if (o.path === "/metrics") {
         const text = opts.metrics?.() ?? "";
         if (text instanceof ApiError) throw text;
-        return { code: 200, headers: {}, body: text as T };
+        const body = o.responseType === "lines" ? text.split("\n").filter(o.keepLine ?? (() => true)) : text;
+        return { code: 200, headers: {}, body: body as T };
       }
       const all = opts.lists?.() ?? lists();
       if (all instanceof ApiError) throw all;
@@ -151,7 +152,7 @@ describe("ApiServerSignal", () => {
     const second = await t.signal.scrape();
     expect(second).toMatchObject({ state: "Ok", inQueue: 4, rejected: 7, rejectedByReason: { "queue-full": 7 } });
     expect(second.waitP99Ms).toBe(910);
-    expect(t.requests.find((r) => r.path === "/metrics")).toMatchObject({ responseType: "text", retryThrottled: false });
+    expect(t.requests.find((r) => r.path === "/metrics")).toMatchObject({ responseType: "lines", retryThrottled: false });
   });
 
   it("diffs only against a recent baseline", async () => {

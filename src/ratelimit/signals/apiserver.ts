@@ -20,6 +20,7 @@ export const APF_INQUEUE_METRIC = "apiserver_flowcontrol_current_inqueue_request
 export const APF_WAIT_METRIC = "apiserver_flowcontrol_request_wait_duration_seconds";
 /** Counter: requests APF rejected, by flow_schema, priority_level and reason (queue-full, concurrency-limit, time-out, cancelled). */
 export const APF_REJECTED_METRIC = "apiserver_flowcontrol_rejected_requests_total";
+const APF_FAMILIES = [APF_INQUEUE_METRIC, APF_WAIT_METRIC, APF_REJECTED_METRIC] as const;
 
 /**
  * Least time between two lookups of FlowSchema and PriorityLevelConfiguration names. A new UID
@@ -267,17 +268,20 @@ export class ApiServerSignal {
     }
     let text: string;
     try {
-      const res = await this.#client.request<string>({
+      const res = await this.#client.request<string[]>({
         method: "GET",
         path: "/metrics",
         accept: "text/plain;version=0.0.4",
-        responseType: "text",
+        // Megabytes every interval, of which the APF families are a few hundred lines: keep only
+        // those as the body streams in, so the page is never in memory whole.
+        responseType: "lines",
+        keepLine: (line) => APF_FAMILIES.some((family) => line.startsWith(family)),
         timeoutMs: APISERVER_METRICS_TIMEOUT_MS,
         // A throttled scrape is skipped, not retried: the next interval brings a fresh one.
         retryThrottled: false,
         signal,
       });
-      text = res.body;
+      text = res.body.join("\n");
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       if (isForbidden(err)) {
@@ -296,7 +300,7 @@ export class ApiServerSignal {
   }
 
   #evaluate(text: string, priorityLevel: string, now: number): ApfMetrics {
-    const samples = parseFamilies(text, [APF_INQUEUE_METRIC, APF_WAIT_METRIC, APF_REJECTED_METRIC]);
+    const samples = parseFamilies(text, APF_FAMILIES);
     const ours = (labels: Record<string, string>) => labels.priority_level === priorityLevel;
     let inQueue = 0;
     const rejected = new Map<string, number>();

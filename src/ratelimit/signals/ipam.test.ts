@@ -2,7 +2,7 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { PodTemplate } from "../../api/batchrollout.ts";
 import type { KubeResponse, Query, RequestOptions, WatchEvent } from "../../kube/client.ts";
-import { nodePodCidrHeadroom } from "../ipam/node-pod-cidr.ts";
+import { nodePodCidrHeadroom, podCountsByNode } from "../ipam/node-pod-cidr.ts";
 import {
   ACTIVE_PODS_FIELD_SELECTOR,
   AWS_VPC_CNI_SCRAPE_MIN_INTERVAL_MS,
@@ -73,13 +73,29 @@ function fakeClient(opts: FakeOptions) {
       if (opts.hang?.includes(o.path)) await new Promise((_, reject) => o.signal?.addEventListener("abort", () => reject(new Error("aborted")), { once: true }));
       return { code: 200, headers: {}, body: { metadata: { resourceVersion: "5" }, items: opts.lists?.[o.path] ?? [] } as T };
     },
-    async *watch<T>(_path: string, _query: Query, signal: AbortSignal): AsyncGenerator<WatchEvent<T>> {
-      await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
-      // A watch that stays open without events until the informer stops.
-      yield* [];
+    // A watch that stays open until the informer stops, carrying what the test pushes.
+    async *watch<T>(path: string, _query: Query, signal: AbortSignal): AsyncGenerator<WatchEvent<T>> {
+      const queue: WatchEvent<unknown>[] = [];
+      let wake = () => {};
+      watches.set(path, (event) => {
+        queue.push(event);
+        wake();
+      });
+      while (!signal.aborted) {
+        for (let event = queue.shift(); event; event = queue.shift()) yield event as WatchEvent<T>;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          signal.addEventListener("abort", () => resolve(), { once: true });
+        });
+      }
     },
   };
-  return { client, requests };
+  const watches = new Map<string, (event: WatchEvent<unknown>) => void>();
+  const push = async (path: string, event: WatchEvent<unknown>) => {
+    watches.get(path)?.(event);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  };
+  return { client, requests, push };
 }
 
 const NODES = [node("n1", "10.0.1.0/24"), node("n2", "10.0.2.0/24", { labels: { pool: "gpu" } }), node("n3", "10.0.3.0/24", { ready: false })];
@@ -93,8 +109,8 @@ describe("slim transforms", () => {
       spec: { podCIDR: "10.0.1.0/24", podCIDRs: ["10.0.1.0/24"] },
       status: { allocatable: { pods: "110" }, conditions: [{ type: "Ready", status: "True" }] },
     });
-    const full = nodePodCidrHeadroom(NODES, PODS, TEMPLATE);
-    const slimmed = nodePodCidrHeadroom(NODES.map(slimNode), PODS.map(slimActivePod), TEMPLATE);
+    const full = nodePodCidrHeadroom(NODES, podCountsByNode(PODS), TEMPLATE);
+    const slimmed = nodePodCidrHeadroom(NODES.map(slimNode), podCountsByNode(PODS.map(slimActivePod)), TEMPLATE);
     expect(slimmed).toEqual(full);
   });
 
@@ -147,7 +163,7 @@ describe("IpamSignals", () => {
   it("NodePodCIDR: the arithmetic over the cached nodes and bound, active pods", async () => {
     const { ipam, requests } = signals({});
     const reading = await ipam.read({ provider: "Auto", template: TEMPLATE });
-    const expected = nodePodCidrHeadroom(NODES, PODS, TEMPLATE);
+    const expected = nodePodCidrHeadroom(NODES, podCountsByNode(PODS), TEMPLATE);
     expect(reading.choice.provider).toBe("NodePodCIDR");
     expect(reading.headroom).toMatchObject({ provider: "NodePodCIDR", free: expected.free, capacity: expected.capacity });
     expect(reading.nodeSlots).toBe(expected.nodeSlots);
@@ -161,6 +177,22 @@ describe("IpamSignals", () => {
     const template: PodTemplate = { spec: { ...TEMPLATE.spec, nodeSelector: { pool: "gpu" } } };
     const reading = await ipam.read({ provider: "NodePodCIDR", template });
     expect(reading.headroom?.free).toBe(253 - 1);
+  });
+
+  it("follows the active-pod watch: a pod bound adds to its node's count, a pod finished or deleted leaves it", async () => {
+    const { ipam, push } = signals({});
+    const read = async () => (await ipam.read({ provider: "NodePodCIDR", template: TEMPLATE })).headroom?.free;
+    const before = await read();
+    await push("/api/v1/pods", { type: "ADDED", object: { ...pod("d", "n2"), metadata: { ...pod("d", "n2").metadata, resourceVersion: "6" } } });
+    expect(await read()).toBe(before! - 1);
+    // Leaving the field selector (Succeeded) arrives as DELETED with the pod's final state.
+    await push("/api/v1/pods", { type: "DELETED", object: { ...pod("a", "n1"), status: { phase: "Succeeded" } } });
+    await push("/api/v1/pods", { type: "DELETED", object: pod("h", "n1", true) }); // hostNetwork: held a slot, no address
+    expect(await read()).toBe(before! - 1 + 1);
+    // A DELETED for a pod never seen changes nothing.
+    await push("/api/v1/pods", { type: "DELETED", object: pod("never", "n1") });
+    expect(await read()).toBe(before);
+    expect((await ipam.read({ provider: "None", template: TEMPLATE })).nodeSlots).toBe(110 - 1 + (110 - 2));
   });
 
   it("returns the memoised reading while no cache event happened", async () => {

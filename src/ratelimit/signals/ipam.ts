@@ -2,19 +2,23 @@
 // scrape feed the pure arithmetic in ../ipam/, and the result is what the wave sizer caps a wave at.
 //
 // Every provider also reports node slots (allocatable pods minus pods on nodes the template may use),
-// so the node and active-pod caches run whatever the provider. The CNI's own objects (Calico pools
-// and blocks, CiliumNodes, Whereabouts pools) are watched only once a rollout asks for that provider.
+// so the node and active-pod caches run whatever the provider. Pods are read as counts per node,
+// kept up to date from the active-pod informer's notifications: a reading walks the nodes, never the
+// cluster's pods, and the informer keeps of each pod only its key and a placement shared by all
+// pods on its node. The CNI's own objects (Calico pools and blocks, CiliumNodes, Whereabouts pools)
+// are watched only once a rollout asks for that provider.
 
 import type { Logger } from "pino";
 import type { IpamProvider, PodTemplate } from "../../api/batchrollout.ts";
-import { Informer, type ObjectWithMeta } from "../../controllers/informer.ts";
+import { Informer, type InformerHandlers, type ObjectWithMeta } from "../../controllers/informer.ts";
+import { InternPool } from "../../controllers/intern-pool.ts";
 import type { KubeClient } from "../../kube/client.ts";
 import { NODES, PODS, type ResourceType, resourcePath } from "../../kube/resources.ts";
 import { awsVpcCniHeadroom } from "../ipam/aws-vpc-cni.ts";
 import { type CalicoIpPool, type CalicoIpamBlock, calicoHeadroom } from "../ipam/calico.ts";
 import { type CiliumNode, ciliumHeadroom } from "../ipam/cilium.ts";
 import { type ConcreteIpamProvider, IPAM_API_GROUPS, type IpHeadroom, type ProviderChoice, selectProvider } from "../ipam/index.ts";
-import { type NodeLike, type PodLike, nodeCapacity, nodePodCidrHeadroom, podCountsByNode, schedulingConstraints } from "../ipam/node-pod-cidr.ts";
+import { type NodeLike, NodePodCounter, type PodCountsByNode, type PodLike, nodeCapacity, nodePodCidrHeadroom, schedulingConstraints } from "../ipam/node-pod-cidr.ts";
 import { type WhereaboutsIpPool, whereaboutsHeadroom } from "../ipam/whereabouts.ts";
 import { MetricsEndpoint, MetricsEndpointError } from "./metrics-endpoint.ts";
 
@@ -85,10 +89,18 @@ export function slimNode(raw: ObjectWithMeta): CachedNode {
   };
 }
 
+/** Namespaces and placements (node, hostNetwork), repeated by every cached active pod. */
+const activePodShared = new InternPool();
+
 /** A pod as the slot and address count needs it: where it runs and whether it uses the pod network. */
 export function slimActivePod(raw: ObjectWithMeta): ActivePod {
   const spec = (raw as PodLike).spec;
-  return { metadata: meta(raw), spec: { ...(spec?.nodeName ? { nodeName: spec.nodeName } : {}), ...(spec?.hostNetwork ? { hostNetwork: true } : {}) } };
+  const m = meta(raw);
+  if (m.namespace) m.namespace = activePodShared.intern(m.namespace);
+  const nodeName = spec?.nodeName || undefined;
+  const hostNetwork = spec?.hostNetwork === true;
+  const placement = activePodShared.share(`${nodeName ?? ""}\u0000${hostNetwork}`, () => ({ ...(nodeName ? { nodeName } : {}), ...(hostNetwork ? { hostNetwork } : {}) }));
+  return { metadata: m, spec: placement };
 }
 
 /** IPAMBlock without spec.attributes (handles and pod names: most of its bytes, none of its headroom). */
@@ -207,6 +219,8 @@ export class IpamSignals {
   readonly #syncTimeoutMs: number;
   readonly #endpointFor: (url: string) => MetricsSource;
   readonly #watched = new Map<string, Informer<ObjectWithMeta>>();
+  /** Non-terminal pods per node, fed by the active-pod informer. */
+  readonly #podCounter = new NodePodCounter();
   /** Bumped on every cache event: a memoised reading is valid while it is unchanged. */
   #version = 0;
   #memoVersion = -1;
@@ -268,7 +282,7 @@ export class IpamSignals {
     const nodes = this.#nodes();
     const pods = this.#activePods();
     const cni = this.#cniCaches(provider);
-    await this.#waitForSync([nodes, pods, ...cni.informers], signal);
+    await this.#waitForSync([nodes, pods.informer, ...cni.informers], signal);
 
     if (provider === "AwsVpcCni") {
       const slots = await this.#nodeSlots(request.template, signal);
@@ -281,13 +295,13 @@ export class IpamSignals {
     const key = `${request.provider}|${provider}|${JSON.stringify(schedulingConstraints(request.template))}`;
     let reading = this.#memo.get(key);
     if (!reading) {
-      reading = this.#compute(choice, request.template, nodes.list(), pods.list(), cni.read);
+      reading = this.#compute(choice, request.template, nodes.list(), pods.counts, cni.read);
       this.#memo.set(key, reading);
     }
     return reading;
   }
 
-  #compute(choice: ProviderChoice, template: PodTemplate, nodes: CachedNode[], pods: ActivePod[], cni: CniObjects): IpamReading {
+  #compute(choice: ProviderChoice, template: PodTemplate, nodes: CachedNode[], pods: PodCountsByNode, cni: CniObjects): IpamReading {
     const { provider } = choice;
     if (provider === "NodePodCIDR") {
       const h = nodePodCidrHeadroom(nodes, pods, template);
@@ -307,7 +321,7 @@ export class IpamSignals {
         return { choice, headroom, ...slots };
       }
       case "Cilium": {
-        const withIp = new Map([...podCountsByNode(pods)].map(([node, c]) => [node, c.withIp]));
+        const withIp = new Map([...pods].map(([node, c]) => [node, c.withIp]));
         const { nodes: _nodes, ...headroom } = ciliumHeadroom(cni.nodes(), { eligibleNodes: eligible, podsWithIpByNode: withIp });
         return { choice, headroom, ...slots };
       }
@@ -326,8 +340,21 @@ export class IpamSignals {
     return this.#watch("nodes", resourcePath(NODES), slimNode);
   }
 
-  #activePods(): Informer<ActivePod> {
-    return this.#watch("active-pods", resourcePath(PODS), slimActivePod, ACTIVE_PODS_FIELD_SELECTOR);
+  /** The active-pod informer and the per-node counts its notifications keep. */
+  #activePods(): { informer: Informer<ActivePod>; counts: PodCountsByNode } {
+    const counter = this.#podCounter;
+    const informer = this.#watch("active-pods", resourcePath(PODS), slimActivePod, {
+      fieldSelector: ACTIVE_PODS_FIELD_SELECTOR,
+      handlers: {
+        onAdd: (pod) => counter.add(pod),
+        onUpdate: (old, cur) => {
+          counter.remove(old);
+          counter.add(cur);
+        },
+        onDelete: (pod) => counter.remove(pod),
+      },
+    });
+    return { informer, counts: counter.counts };
   }
 
   /** The CNI's own caches for a provider, started on first use. */
@@ -354,16 +381,23 @@ export class IpamSignals {
   async #nodeSlots(template: PodTemplate, signal?: AbortSignal): Promise<Pick<IpamReading, "nodeSlots" | "nodeSlotsMessage">> {
     const nodes = this.#nodes();
     const pods = this.#activePods();
-    await this.#waitForSync([nodes, pods], signal);
-    const c = nodeCapacity(nodes.list(), pods.list(), template);
+    await this.#waitForSync([nodes, pods.informer], signal);
+    const c = nodeCapacity(nodes.list(), pods.counts, template);
     return { nodeSlots: c.nodeSlots, nodeSlotsMessage: c.message };
   }
 
   /** The informer for a resource, started on first use and kept for the signal's lifetime. */
-  #watch<T extends ObjectWithMeta>(name: string, path: string, transform: (raw: ObjectWithMeta) => T, fieldSelector?: string): Informer<T> {
+  #watch<T extends ObjectWithMeta>(
+    name: string,
+    path: string,
+    transform: (raw: ObjectWithMeta) => T,
+    opts: { fieldSelector?: string; handlers?: InformerHandlers<T> } = {},
+  ): Informer<T> {
     let watched = this.#watched.get(name);
     if (!watched) {
+      const { fieldSelector, handlers } = opts;
       const informer = new Informer<T>({ name, client: this.#client, path, transform, logger: this.#log, ...(fieldSelector ? { fieldSelector } : {}) });
+      if (handlers) informer.addHandlers(handlers);
       const bump = () => void (this.#version += 1);
       informer.addHandlers({ onAdd: bump, onUpdate: bump, onDelete: bump });
       this.#log.info({ informer: name, path, fieldSelector }, "watching for IP headroom and node slots");
