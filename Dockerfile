@@ -16,4 +16,5 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 COPY --from=build /app/dist ./dist
 USER node
 EXPOSE 8080 8081
-ENTRYPOINT ["node", "dist/main.js"]
+# V8 flags: src/node-flags.ts says why (node-flags.test.ts keeps this line in step with it).
+ENTRYPOINT ["node", "--max-semi-space-size=8", "dist/main.js"]

@@ -4,10 +4,12 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { request } from "undici";
+import { OPERATOR_NODE_FLAGS } from "../src/node-flags.ts";
 import { REPO_ROOT } from "../test/cluster/layout.ts";
 
-// The operator as users run it: src/main.ts in its own process with the writer's kubeconfig, default
-// settings, watching one namespace, with metrics and probes on loopback ports picked at random.
+// The operator as users run it: src/main.ts in its own process with the image's V8 flags, the writer's
+// kubeconfig, default settings, watching one namespace, with metrics and probes on loopback ports
+// picked at random.
 
 /** An operator not ready (informers synced) within this is a failed run. */
 export const OPERATOR_READY_TIMEOUT_MS = 60_000;
@@ -40,6 +42,7 @@ export async function startOperator(opts: { kubeconfig: string; namespace: strin
   const child = spawn(
     join(REPO_ROOT, "scripts/node"),
     [
+      ...OPERATOR_NODE_FLAGS,
       join(REPO_ROOT, "src/main.ts"),
       `--kubeconfig=${opts.kubeconfig}`,
       `--watch-namespace=${opts.namespace}`,

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { BatchRolloutStatus } from "../src/api/batchrollout.ts";
 import { KubeClient } from "../src/kube/client.ts";
 import { isNotFound } from "../src/kube/errors.ts";
+import { OPERATOR_NODE_FLAGS } from "../src/node-flags.ts";
 import { kubectl, up } from "../test/cluster/cluster.ts";
 import { REPO_ROOT, paths } from "../test/cluster/layout.ts";
 
@@ -55,7 +56,7 @@ async function main(): Promise<void> {
 
   const operatorLog = join(paths.logs, "demo-operator.log");
   say(`starting the operator as ${info.operatorKubeconfig} (ServiceAccount, non-exempt); log: ${operatorLog}`);
-  const operator = spawn(join(REPO_ROOT, "scripts/node"), [join(REPO_ROOT, "src/main.ts"), `--kubeconfig=${info.operatorKubeconfig}`,
+  const operator = spawn(join(REPO_ROOT, "scripts/node"), [...OPERATOR_NODE_FLAGS, join(REPO_ROOT, "src/main.ts"), `--kubeconfig=${info.operatorKubeconfig}`,
     "--leader-elect=false", "--metrics-port=18080", "--health-port=18081"], { stdio: ["ignore", "pipe", "pipe"] });
   const log = createWriteStream(operatorLog);
   operator.stdout.pipe(log);

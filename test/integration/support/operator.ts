@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { OPERATOR_NODE_FLAGS } from "../../../src/node-flags.ts";
 import { REPO_ROOT, paths } from "../../cluster/layout.ts";
 import { cluster } from "./cluster.ts";
 
@@ -29,6 +30,7 @@ export function startOperator(namespace: string, extraArgs: string[] = []): Oper
   const child = spawn(
     join(REPO_ROOT, "scripts/node"),
     [
+      ...OPERATOR_NODE_FLAGS,
       join(REPO_ROOT, "src/main.ts"),
       `--kubeconfig=${cluster().operatorKubeconfig}`,
       `--watch-namespace=${namespace}`,
