@@ -195,6 +195,16 @@ describe("IpamSignals", () => {
     expect((await ipam.read({ provider: "None", template: TEMPLATE })).nodeSlots).toBe(110 - 1 + (110 - 2));
   });
 
+  it("says which pods its node counts already include", async () => {
+    const { ipam, push } = signals({});
+    expect(ipam.counts("ns", "d")).toBe(false); // before the first read, nothing is watched
+    await ipam.read({ provider: "NodePodCIDR", template: TEMPLATE });
+    const d = pod("d", "n2");
+    expect(ipam.counts(d.metadata.namespace ?? "", "d")).toBe(false);
+    await push("/api/v1/pods", { type: "ADDED", object: { ...d, metadata: { ...d.metadata, resourceVersion: "6" } } });
+    expect(ipam.counts(d.metadata.namespace ?? "", "d")).toBe(true);
+  });
+
   it("returns the memoised reading while no cache event happened", async () => {
     const { ipam } = signals({});
     const a = await ipam.read({ provider: "NodePodCIDR", template: TEMPLATE });

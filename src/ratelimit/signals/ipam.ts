@@ -340,6 +340,15 @@ export class IpamSignals {
     return this.#watch("nodes", resourcePath(NODES), slimNode);
   }
 
+  /**
+   * Whether the node counts already include this pod. The reconciler's own pod cache and this one are
+   * separate watches; a pod the first shows bound may not be counted here yet, and must then be
+   * subtracted from the headroom by the caller, or a wave could take its address twice.
+   */
+  counts(namespace: string, name: string): boolean {
+    return this.#watched.get("active-pods")?.get(`${namespace}/${name}`) !== undefined;
+  }
+
   /** The active-pod informer and the per-node counts its notifications keep. */
   #activePods(): { informer: Informer<ActivePod>; counts: PodCountsByNode } {
     const counter = this.#podCounter;

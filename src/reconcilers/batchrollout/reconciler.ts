@@ -78,7 +78,7 @@ export interface ReconcilerDeps {
   /** Cluster-wide signal sources; one that is absent does not bound waves. */
   apiServer?: Pick<ApiServerSignal, "snapshot">;
   scheduler?: Pick<SchedulerSignal, "pending">;
-  ipam?: Pick<IpamSignals, "read">;
+  ipam?: Pick<IpamSignals, "read" | "counts">;
   pace?: Pick<ClusterPace, "grant" | "release" | "forget" | "record">;
   now?: () => number;
 }
@@ -280,9 +280,13 @@ export class BatchRolloutReconciler {
 
     if (this.#deps.ipam && missing > 0 && !spec.paused) {
       const ip = await this.#deps.ipam.read({ provider: spec.guards.ipam.provider, template: spec.template, metricsURL: spec.guards.ipam.metricsURL }, signal);
-      // Headroom counts bound pods; this rollout's pods not yet bound (and creates in flight) will
-      // take an address and a slot too, so they come off before the next wave is sized.
-      const claimed = pods.filter((p) => !p.scheduled && !p.deleting).length + pending.creates.size;
+      // Headroom counts the pods the IPAM cache holds (bound, not finished). This rollout's other
+      // live pods (not yet bound, or bound but not yet seen by that cache) and its creates in flight
+      // will take an address and a slot too, so they come off before the next wave is sized.
+      const namespace = rollout.metadata.namespace ?? "";
+      const ipam = this.#deps.ipam;
+      const uncounted = pods.filter((p) => !p.deleting && p.phase !== "Succeeded" && p.phase !== "Failed" && !ipam.counts(namespace, p.name));
+      const claimed = uncounted.length + pending.creates.size;
       signals.nodeSlots = Math.max(0, ip.nodeSlots - claimed);
       if (ip.headroom) {
         signals.ipam = ip.headroom.free === undefined ? ip.headroom : { ...ip.headroom, free: Math.max(0, ip.headroom.free - claimed) };
