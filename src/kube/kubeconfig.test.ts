@@ -53,7 +53,7 @@ describe("parseKubeconfig", () => {
   });
 
   it("names the file and the field that is wrong", () => {
-    expect(() => parseKubeconfig(stringify(config({}, { server: "not a url" })), parse, "/x/config", "/x")).toThrow(/kubeconfig \/x\/config is invalid:\n {2}clusters\.0\.cluster\.server/);
+    expect(() => parseKubeconfig(stringify(config({}, { server: 6443 })), parse, "/x/config", "/x")).toThrow(/kubeconfig \/x\/config is invalid:\n {2}clusters\.0\.cluster\.server/);
     expect(() => parseKubeconfig("clusters: [", parse, "/x/config", "/x")).toThrow(/kubeconfig \/x\/config: not valid YAML/);
   });
 
@@ -136,6 +136,18 @@ describe("accessFromKubeconfig", () => {
     expect(await access.authHeaders()).toEqual({ authorization: "Bearer two" });
     rmSync(tokenFile);
     expect(await access.authHeaders()).toEqual({ authorization: "Bearer two" });
+  });
+
+  it("checks the server URL of the cluster it uses only", async () => {
+    const withBadOther = parseKubeconfig(
+      stringify({ ...config({ token: "t" }), clusters: [{ name: "c", cluster: { server: "https://k:6443" } }, { name: "old", cluster: { server: "localhost:8080" } }] }),
+      parse,
+      "f",
+      dir,
+    );
+    expect((await accessFromKubeconfig(withBadOther, "f")).server).toBe("https://k:6443");
+    const bad = parseKubeconfig(stringify(config({ token: "t" }, { server: "localhost:8080" })), parse, "f", dir);
+    await expect(accessFromKubeconfig(bad, "f")).rejects.toThrow(`cluster "c" has server "localhost:8080", which is not an http(s) URL`);
   });
 
   it("fails at load, naming the file, when a token file cannot be read", async () => {

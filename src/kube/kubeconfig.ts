@@ -25,7 +25,8 @@ const base64 = z
 const ClusterEntry = z.object({
   name: z.string().min(1),
   cluster: z.object({
-    server: z.url({ protocol: /^https?$/ }),
+    /** Checked when its context is used: a kubeconfig may hold entries for clusters we never reach. */
+    server: z.string().min(1),
     "certificate-authority": path.optional(),
     "certificate-authority-data": base64.optional(),
     "insecure-skip-tls-verify": z.boolean().optional(),
@@ -197,6 +198,9 @@ export async function accessFromKubeconfig(config: Kubeconfig, source: string): 
   const c = cluster.cluster;
   const u = user.user;
   if (needsClientNode(user)) throw new KubeconfigError(`kubeconfig ${source}: user "${user.name}" needs an exec or auth-provider plugin`);
+  if (!/^https?:\/\/[^/]/.test(c.server) || !URL.canParse(c.server)) {
+    throw new KubeconfigError(`kubeconfig ${source}: cluster "${cluster.name}" has server "${c.server}", which is not an http(s) URL`);
+  }
   const tls: TlsOptions = {};
   const ca = await fileOrData(c["certificate-authority"], c["certificate-authority-data"]);
   const cert = await fileOrData(u["client-certificate"], u["client-certificate-data"]);
