@@ -38,7 +38,7 @@ export interface RunResult {
   nodes: number;
   runId: string;
   versions: Record<string, string>;
-  machine: { cpus: number; loadAverage: number[]; caveat: string };
+  machine: { cpus: number; /** Before the cluster came up: what else was running. */ loadAverageAtStart?: number[]; loadAverage: number[]; caveat: string };
   identities: { writer: Classification; bystander: Classification; replicaSetController?: Classification; note: string };
   methods: MethodResult[];
   targets: TargetCheck[];

@@ -33,7 +33,7 @@ const RESULTS_DIR = join(REPO_ROOT, "bench/results");
 /** The bystander's own time limit: every method's deadline plus cleanup, so it always stops by itself. */
 const BYSTANDER_SLACK_S = 1_800;
 const CRD_ESTABLISHED_TIMEOUT = "60s";
-const CAVEAT = "2 shared cores: other engineers' tests ran on the same machine, so absolute numbers are noisy; ratios measured side by side are the figures to read.";
+const CAVEAT = "The control plane, the writers, the bystander and the operator share these cores: absolute times drift with whatever else runs; ratios measured side by side are the figures to read.";
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -59,6 +59,7 @@ async function main(): Promise<void> {
   const methods = selectMethods(values.methods);
   checkCapacity(methods, n, nodes);
   const started = new Date();
+  const loadAverageAtStart = loadavg();
   const runId = started.getTime().toString(36).slice(-6);
   const subset = values.methods ? `-${methods.length === 1 ? methods[0]!.id : `${methods.length}-methods`}` : "";
   const label = `${mode}${n !== MODES[mode].n || nodes !== MODES[mode].nodes ? `-n${n}` : ""}${subset}`;
@@ -133,7 +134,7 @@ async function main(): Promise<void> {
       nodes,
       runId,
       versions: VERSIONS,
-      machine: { cpus: cpus().length, loadAverage: loadavg(), caveat: CAVEAT },
+      machine: { cpus: cpus().length, loadAverageAtStart, loadAverage: loadavg(), caveat: CAVEAT },
       identities: identitiesOut,
       methods: results,
       targets: computeTargets(results),

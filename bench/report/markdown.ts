@@ -5,6 +5,7 @@ import type { MethodResult, RunResult, TargetCheck } from "../result.ts";
 
 const dash = "–";
 const num = (v: number | undefined, unit = "") => (v === undefined ? dash : `${v}${unit}`);
+const loads = (l: readonly number[]) => l.map((v) => v.toFixed(1)).join(" / ");
 
 function pair(a: number | undefined, b: number | undefined): string {
   return a === undefined && b === undefined ? dash : `${a ?? dash} / ${b ?? dash}`;
@@ -84,7 +85,7 @@ export function renderMarkdown(run: RunResult, chartFile: string): string {
     `# BatchRollout benchmark, ${run.mode} mode (${run.date})`,
     "",
     `N = ${run.n} pods on ${run.nodes} kwok nodes; Kubernetes ${run.versions.KUBERNETES_VERSION ?? "?"}, etcd ${run.versions.ETCD_VERSION ?? "?"}, kwok ${run.versions.KWOK_VERSION ?? "?"}, kube-burner ${run.versions.KUBE_BURNER_VERSION ?? "?"}.`,
-    `Machine: ${run.machine.cpus} cores, load average at the end ${run.machine.loadAverage.map((l) => l.toFixed(1)).join(" / ")}. ${run.machine.caveat}`,
+    `Machine: ${run.machine.cpus} cores, load average ${run.machine.loadAverageAtStart ? `before the cluster came up ${loads(run.machine.loadAverageAtStart)}, ` : ""}at the end ${loads(run.machine.loadAverage)}. ${run.machine.caveat}`,
     "",
     `Writer: ${run.identities.writer.user} → FlowSchema ${run.identities.writer.flowSchema}, priority level ${run.identities.writer.priorityLevel}.`,
     `Bystander: ${run.identities.bystander.user} → FlowSchema ${run.identities.bystander.flowSchema}, priority level ${run.identities.bystander.priorityLevel}. ${run.identities.note}`,
