@@ -22,6 +22,10 @@ describe("limiterSettings", () => {
     expect(limiterSettings({ concurrency: 12.7, perSecond: 400 })).toEqual({ maxConcurrent: 12, minTime: 2 });
     expect(limiterSettings({ concurrency: 0, perSecond: 0 })).toEqual({ maxConcurrent: 1, minTime: 0 });
   });
+
+  it("spaces a wave's writes at its send pace, which makes room for the cycle's overhead", () => {
+    expect(limiterSettings({ concurrency: 8, perSecond: 100, sendPerSecond: 160 })).toEqual({ maxConcurrent: 8, minTime: 6 });
+  });
 });
 
 describe("WritePacer", () => {

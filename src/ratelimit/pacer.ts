@@ -38,9 +38,10 @@ export interface WritePacerOptions {
 
 /** bottleneck settings for a rate limit: minTime spaces starts so a wave is spread over its period. */
 export function limiterSettings(rateLimit: RateLimit): { maxConcurrent: number; minTime: number } {
+  const pace = rateLimit.sendPerSecond ?? rateLimit.perSecond;
   return {
     maxConcurrent: Math.max(1, Math.floor(rateLimit.concurrency)),
-    minTime: rateLimit.perSecond > 0 ? Math.floor(1_000 / rateLimit.perSecond) : 0,
+    minTime: pace > 0 ? Math.floor(1_000 / pace) : 0,
   };
 }
 

@@ -8,6 +8,7 @@ import {
   GRADIENT_SMOOTHING,
   LOSS_DECREASE_FACTOR,
   MAX_CONCURRENCY,
+  MAX_CYCLE_OVERHEAD_SHARE,
   MIN_CONCURRENCY,
   PROBE_RATE_FACTOR,
   type SizerSpec,
@@ -89,9 +90,9 @@ describe("AdaptiveWaveSizer: start and ramp", () => {
 
   it("derives concurrency from the rate and the baseline latency, within bounds", () => {
     const trace = new Trace(new AdaptiveWaveSizer(spec()));
-    expect(trace.step().rateLimit).toEqual({ concurrency: 10, perSecond: 50 }); // 50/s × 100 ms assumed × 2
+    expect(trace.step().rateLimit).toEqual({ concurrency: 10, perSecond: 50, sendPerSecond: 50 }); // 50/s × 100 ms assumed × 2
     trace.run(3, 40);
-    expect(trace.step(40).rateLimit).toEqual({ concurrency: 64, perSecond: 800 }); // 800/s × 40 ms × 2
+    expect(trace.step(40).rateLimit).toEqual({ concurrency: 64, perSecond: 800, sendPerSecond: 800 }); // 800/s × 40 ms × 2
     const slow = new Trace(new AdaptiveWaveSizer(spec({ waves: { initialSize: 2000 } })));
     slow.step();
     expect(slow.step(900).rateLimit.concurrency).toBe(MAX_CONCURRENCY);
@@ -108,6 +109,57 @@ describe("AdaptiveWaveSizer: start and ramp", () => {
     const trace = new Trace(new AdaptiveWaveSizer(spec({ waves: { maxSize: 100_000 } })));
     const sizes = trace.run(12, 20).map((d) => d.size);
     for (let i = 1; i < sizes.length; i++) expect(sizes[i]).toBeLessThanOrEqual(2 * (sizes[i - 1] ?? 0));
+  });
+});
+
+describe("AdaptiveWaveSizer: wave cycle overhead", () => {
+  /**
+   * Waves as the reconciler runs them: the next wave starts when the last answer is in and the
+   * status is patched (`overheadMs` after the last write is sent), but never before minInterval.
+   * Flat latency; returns each cycle's average rate against R.
+   */
+  function cycles(sizer: AdaptiveWaveSizer, count: number, overheadMs: number, periodMs = 1_000) {
+    const out: { ratio: number; decision: WaveDecision }[] = [];
+    let now = 0;
+    let last: WaveDecision | undefined;
+    for (let i = 0; i < count; i++) {
+      const decision = sizer.next({ now, remaining: 1_000_000, ...(last ? { writes: writes(now, last.size, 40) } : {}) });
+      const pace = decision.rateLimit.sendPerSecond ?? decision.rateLimit.perSecond;
+      const cycle = Math.max(periodMs, (decision.size / pace) * 1_000 + overheadMs);
+      out.push({ ratio: decision.size / (cycle / 1_000) / decision.rateLimit.perSecond, decision });
+      last = decision;
+      now += cycle;
+    }
+    return out;
+  }
+  const steady = () => new AdaptiveWaveSizer(spec({ waves: { initialSize: 200, maxSize: 200 } }));
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+  it("sends a wave faster when its cycle runs past the period, so the average rate stays R", () => {
+    const sizer = steady();
+    const run = cycles(sizer, 30, 300);
+    // Without the allowance every cycle is 1.3 s: 77 % of R.
+    expect(run[0]?.ratio).toBeCloseTo(1 / 1.3, 2);
+    expect(mean(run.slice(-10).map((c) => c.ratio))).toBeGreaterThan(0.95);
+    const { perSecond, sendPerSecond = perSecond } = run.at(-1)!.decision.rateLimit;
+    expect(perSecond).toBe(200);
+    expect(sendPerSecond).toBeGreaterThan(perSecond * 1.3);
+    expect(sendPerSecond).toBeLessThan(perSecond / 0.7);
+  });
+
+  it("lets the allowance shrink again once waves fit their period", () => {
+    const sizer = steady();
+    cycles(sizer, 20, 300);
+    expect(sizer.state.overheadMs).toBeGreaterThan(200);
+    cycles(sizer, 30, 0);
+    expect(sizer.state.overheadMs).toBeLessThan(20);
+  });
+
+  it("never sends faster than 1 / (1 − MAX_CYCLE_OVERHEAD_SHARE) × R, and concurrency follows the pace", () => {
+    const sizer = steady();
+    const last = cycles(sizer, 20, 5_000).at(-1)!.decision.rateLimit;
+    expect(last.sendPerSecond).toBeCloseTo(last.perSecond / (1 - MAX_CYCLE_OVERHEAD_SHARE), 2);
+    expect(last.concurrency).toBe(Math.ceil((((last.sendPerSecond ?? 0) * 40) / 1_000) * 2)); // Little's law × 2 headroom at the send pace
   });
 });
 

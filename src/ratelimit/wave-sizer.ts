@@ -15,6 +15,10 @@
 //   6. grow: slow start ×2 until the first congestion signal, then R + 0.2·√R (DESIGN's formula at
 //      g = 1), sped up towards 0.9 × the rate the last loss or latency episode began at (CUBIC's quick return).
 // Changes to R are bounded to ×2 up and ×0.5 down per tick, and R stays in [minSize, maxSize]/period.
+// A wave's cycle is longer than the time its writes take to send: the slowest answers, the status
+// patch and the next reconcile follow before the next wave starts. That overhead is measured from
+// the spacing of wave decisions and the wave's writes are sent faster to make room for it, so the
+// average rate over a cycle is R, not R·period/(period + overhead).
 // The baseline is the unloaded p90: the mean of the first samples, then only re-measured, every
 // BASELINE_PROBE_INTERVAL_MS (sooner after PROBE_AFTER_CONGESTED_TICKS of "queueing"), by sending one
 // wave at half rate (BBR's PROBE_RTT). Loaded ticks never feed it: an EMA over them follows our own
@@ -97,6 +101,21 @@ export const RECOVERY_GAIN = 0.25;
 export const APP_LIMITED_FRACTION = 0.5;
 /** Shortest wave period: waves are R × period, so a 0 s minInterval still gets waves of a second's writes. */
 export const MIN_WAVE_PERIOD_MS = 1_000;
+/**
+ * Most of a wave period the cycle overhead may take: the writes are then sent at up to
+ * 1 / (1 − this) times R. Beyond it the cycle simply runs long (the server is slow, and self-clocking
+ * by concurrency is what should act, not a faster pace).
+ */
+export const MAX_CYCLE_OVERHEAD_SHARE = 0.5;
+/** Weight of a new measurement in the cycle overhead estimate. */
+export const CYCLE_OVERHEAD_ALPHA = 0.5;
+/**
+ * A wave that waited for minInterval shows no overhead beyond the allowance it had, so the allowance
+ * shrinks by this factor and is measured again when the cycle next runs long.
+ */
+export const CYCLE_OVERHEAD_DECAY = 0.9;
+/** A cycle within this much of the period waited for minInterval rather than ran long. */
+export const CYCLE_PERIOD_SLACK_MS = 50;
 /** Write latency assumed before any is measured, for the first concurrency. */
 export const INITIAL_LATENCY_ESTIMATE_MS = 100;
 /**
@@ -112,8 +131,13 @@ export const MAX_CONCURRENCY = 256;
 export interface RateLimit {
   /** Writes in flight at once (bottleneck maxConcurrent). */
   concurrency: number;
-  /** Writes started per second (bottleneck minTime = 1000 / perSecond). */
+  /** The average write rate R: writes per second over a wave's whole cycle. */
   perSecond: number;
+  /**
+   * Writes started per second within a wave (bottleneck minTime = 1000 / sendPerSecond); above
+   * perSecond by as much as the cycle's overhead needs. Absent: perSecond.
+   */
+  sendPerSecond?: number;
 }
 
 /** What the lead observed since the previous decision. Absent guards do not cap. */
@@ -300,8 +324,13 @@ export class AdaptiveWaveSizer implements WaveSizer {
   #latencyEpisode = false;
   #pauseUntil = 0;
   #lossEpochEnd = -Infinity;
-  /** The previous decision: the wave we asked for and what the rate alone would have allowed. */
-  #lastWave = { size: 0, rateSize: 0 };
+  /**
+   * The previous decision: the wave we asked for, what the rate alone would have allowed, when,
+   * and how long its writes take to send at the pace it was given.
+   */
+  #lastWave = { size: 0, rateSize: 0, at: 0, sendMs: 0 };
+  /** The part of a wave cycle that is not sending: slowest answers, status patch, next reconcile. */
+  #overheadMs = 0;
   #lastProbeAt: number | undefined;
   #probe: "idle" | "sending" = "idle";
   #action: RateAction = { limitedBy: "Rate", note: "starting at spec.waves.initialSize" };
@@ -330,6 +359,7 @@ export class AdaptiveWaveSizer implements WaveSizer {
       pauseUntil: this.#pauseUntil,
       lossRate: this.#lossRate,
       probing: this.#probe === "sending",
+      overheadMs: this.#overheadMs,
     };
   }
 
@@ -343,16 +373,32 @@ export class AdaptiveWaveSizer implements WaveSizer {
 
   #rateLimit(factor: number): RateLimit {
     const perSecond = this.#rate * factor;
+    const sendPerSecond = perSecond * (this.#periodMs / (this.#periodMs - this.#overheadMs));
     const latency = this.#baselineMs ?? INITIAL_LATENCY_ESTIMATE_MS;
-    const concurrency = clamp(Math.ceil(((perSecond * latency) / 1_000) * CONCURRENCY_HEADROOM), MIN_CONCURRENCY, MAX_CONCURRENCY);
-    return { concurrency, perSecond };
+    // Little's law at the pace the writes actually go out.
+    const concurrency = clamp(Math.ceil(((sendPerSecond * latency) / 1_000) * CONCURRENCY_HEADROOM), MIN_CONCURRENCY, MAX_CONCURRENCY);
+    return { concurrency, perSecond, sendPerSecond };
+  }
+
+  /** Learns the cycle overhead from when the previous wave was decided and how long it took to send. */
+  #measureCycle(now: number): void {
+    const last = this.#lastWave;
+    if (last.size === 0) return;
+    const cycle = now - last.at;
+    if (cycle <= this.#periodMs + CYCLE_PERIOD_SLACK_MS) {
+      this.#overheadMs *= CYCLE_OVERHEAD_DECAY;
+      return;
+    }
+    const sample = clamp(cycle - last.sendMs, 0, MAX_CYCLE_OVERHEAD_SHARE * this.#periodMs);
+    this.#overheadMs += CYCLE_OVERHEAD_ALPHA * (sample - this.#overheadMs);
   }
 
   next(signals: WaveSignals): WaveDecision {
     const { now } = signals;
+    this.#measureCycle(now);
     this.#control(signals);
     this.#lastProbeAt ??= now;
-    this.#lastWave = { size: 0, rateSize: 0 };
+    this.#lastWave = { size: 0, rateSize: 0, at: now, sendMs: 0 };
     if (signals.remaining <= 0) return doneDecision(this.#rateLimit(1));
     if (now < this.#pauseUntil) {
       return pauseDecision(now, this.#pauseUntil, this.#rateLimit(1), `; then ${formatRate(this.#rate)} (${this.#action.note})`);
@@ -364,7 +410,8 @@ export class AdaptiveWaveSizer implements WaveSizer {
       (sinceProbe >= BASELINE_PROBE_INTERVAL_MS || (sinceProbe >= PROBE_MIN_SPACING_MS && this.#congestedTicks >= PROBE_AFTER_CONGESTED_TICKS));
     if (probe) this.#probe = "sending";
     const { rateSize, ...decision } = this.#decide(signals);
-    this.#lastWave = { size: decision.size, rateSize };
+    const pace = decision.rateLimit.sendPerSecond ?? decision.rateLimit.perSecond;
+    this.#lastWave = { size: decision.size, rateSize, at: now, sendMs: pace > 0 ? (decision.size / pace) * 1_000 : 0 };
     return decision;
   }
 
