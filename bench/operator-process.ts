@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -7,15 +7,17 @@ import { request } from "undici";
 import { OPERATOR_NODE_FLAGS } from "../src/node-flags.ts";
 import { REPO_ROOT } from "../test/cluster/layout.ts";
 
-// The operator as users run it: src/main.ts in its own process with the image's V8 flags, the writer's
-// kubeconfig, default settings, watching one namespace, with metrics and probes on loopback ports
-// picked at random.
+// The operator as users run it: compiled to dist/ as the image builds it (`npm run bench` runs
+// `npm run build` first; running src/ would add Node's TypeScript stripping to the memory measured),
+// in its own process with the image's V8 flags, the writer's kubeconfig, default settings, watching
+// one namespace, with metrics and probes on loopback ports picked at random.
 
 /** An operator not ready (informers synced) within this is a failed run. */
 export const OPERATOR_READY_TIMEOUT_MS = 60_000;
 /** Grace for a SIGTERM'd operator to drain and exit before SIGKILL. */
 export const OPERATOR_STOP_GRACE_MS = 15_000;
 const READY_POLL_MS = 200;
+const OPERATOR_ENTRY = join(REPO_ROOT, "dist/main.js");
 const LOOPBACK = "127.0.0.1";
 
 export function freePort(): Promise<number> {
@@ -37,13 +39,14 @@ export interface OperatorProcess {
 }
 
 export async function startOperator(opts: { kubeconfig: string; namespace: string; logFile: string }): Promise<OperatorProcess> {
+  if (!existsSync(OPERATOR_ENTRY)) throw new Error(`${OPERATOR_ENTRY} is missing: run the benchmark with npm run bench, which builds it`);
   const [metricsPort, healthPort] = [await freePort(), await freePort()];
   const log = createWriteStream(opts.logFile, { flags: "a" });
   const child = spawn(
     join(REPO_ROOT, "scripts/node"),
     [
       ...OPERATOR_NODE_FLAGS,
-      join(REPO_ROOT, "src/main.ts"),
+      OPERATOR_ENTRY,
       `--kubeconfig=${opts.kubeconfig}`,
       `--watch-namespace=${opts.namespace}`,
       "--leader-elect=false",

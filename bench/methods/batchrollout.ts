@@ -4,7 +4,7 @@ import { startOperator } from "../operator-process.ts";
 import { podTemplate } from "../pod-template.ts";
 import type { Method, MethodContext } from "./method.ts";
 
-// The product with default settings: the operator (src/main.ts) watching the method's namespace, and
+// The product with default settings: the compiled operator (dist/main.js) watching the method's namespace, and
 // one BatchRollout of N replicas with nothing but the template set. The admin creates the rollout
 // object (the writer identity may not); every pod is written by the operator as the writer.
 
@@ -40,6 +40,6 @@ export const batchRollout: Method = {
   identityOf: (pod) => pod.metadata.labels[LABEL_ORDINAL] ?? pod.metadata.name,
   async run(ctx) {
     const operator = await startRollout(ctx, ctx.n, "batchrollout");
-    return { stop: operator.stop, notes: ["operator src/main.ts, default flags, --watch-namespace set, writer kubeconfig; rollout spec: replicas + template only"] };
+    return { stop: operator.stop, notes: ["operator dist/main.js (compiled as in the image), default flags, --watch-namespace set, writer kubeconfig; rollout spec: replicas + template only"] };
   },
 };
