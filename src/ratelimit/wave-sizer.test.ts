@@ -155,6 +155,15 @@ describe("AdaptiveWaveSizer: wave cycle overhead", () => {
     expect(sizer.state.overheadMs).toBeLessThan(20);
   });
 
+  it("keeps the allowance within the period when a spec change shortens it", () => {
+    const sizer = new AdaptiveWaveSizer(spec({ waves: { initialSize: 200, maxSize: 1_000, minInterval: "5s" } }));
+    cycles(sizer, 20, 2_000, 5_000);
+    expect(sizer.state.overheadMs).toBeGreaterThan(1_000);
+    sizer.updateSpec(spec({ waves: { initialSize: 200, maxSize: 1_000, minInterval: "1s" } }));
+    const { perSecond, sendPerSecond = 0 } = sizer.peek({ now: 1e9, remaining: 1_000_000 }).rateLimit;
+    expect(sendPerSecond).toBeCloseTo(perSecond / (1 - MAX_CYCLE_OVERHEAD_SHARE), 6);
+  });
+
   it("never sends faster than 1 / (1 − MAX_CYCLE_OVERHEAD_SHARE) × R, and concurrency follows the pace", () => {
     const sizer = steady();
     const last = cycles(sizer, 20, 5_000).at(-1)!.decision.rateLimit;

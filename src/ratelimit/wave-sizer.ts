@@ -347,6 +347,8 @@ export class AdaptiveWaveSizer implements WaveSizer {
     this.#periodMs = wavePeriodMs(spec);
     this.#latencyTargetMs = durationToMs(spec.guards.apiServer.latencyTarget);
     this.#rate = clamp(this.#rate, this.#minRate(), this.#maxRate());
+    // Learned under the old period; a shorter one must not leave it at or past the whole period.
+    this.#overheadMs = Math.min(this.#overheadMs, MAX_CYCLE_OVERHEAD_SHARE * this.#periodMs);
   }
 
   /** What the controller has learned, for logs and tests. */
