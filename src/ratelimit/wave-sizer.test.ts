@@ -3,6 +3,7 @@ import { BatchRolloutSpec } from "../api/batchrollout.ts";
 import {
   AdaptiveWaveSizer,
   BASELINE_PROBE_INTERVAL_MS,
+  FAST_CONVERGENCE_FACTOR,
   FixedWaveSizer,
   GRADIENT_MIN,
   GRADIENT_SMOOTHING,
@@ -11,6 +12,7 @@ import {
   MAX_CYCLE_OVERHEAD_SHARE,
   MIN_CONCURRENCY,
   PROBE_RATE_FACTOR,
+  RECOVERY_TARGET_FRACTION,
   type SizerSpec,
   type WaveDecision,
   type WaveSignals,
@@ -216,6 +218,16 @@ describe("AdaptiveWaveSizer: latency", () => {
     expect(trace.step(5_000).size).toBe(Math.round(533.33 * 0.5)); // never more than halved per wave
   });
 
+  it("holds, without growing, while our own p99 is above the target (the API call SLO is a p99)", () => {
+    const trace = new Trace(new AdaptiveWaveSizer(spec({ guards: { apiServer: { latencyTarget: "1s" } } })));
+    const before = trace.run(3, 100).at(-1)?.size ?? 0; // slow start on a 100 ms baseline
+    const held = Array.from({ length: 5 }, () => trace.step(100, { p99: 1_200 }));
+    expect(new Set(held.map((d) => d.size))).toEqual(new Set([before]));
+    expect(held.at(-1)).toMatchObject({ limitedBy: "Latency" });
+    expect(held.at(-1)?.message).toContain("p99 1.2 s is above the 1s target: holding");
+    expect(trace.step(100).size).toBe(2 * before); // growth resumes once p99 is back within the target
+  });
+
   it("holds, without growing, while p90 is close to the target", () => {
     const trace = new Trace(new AdaptiveWaveSizer(spec({ guards: { apiServer: { latencyTarget: "500ms" } } })));
     trace.run(3, 420); // baseline 420 ms: close to the 500 ms target from the start
@@ -239,6 +251,42 @@ describe("AdaptiveWaveSizer: recovery after queueing", () => {
     expect(sizer.state.perSecond).toBeGreaterThan(additiveOnly);
     expect(sizer.state.perSecond).toBeGreaterThan(0.8 * before);
     expect(sizer.state.perSecond).toBeLessThanOrEqual(before);
+  });
+});
+
+describe("AdaptiveWaveSizer: a second writer (fast convergence)", () => {
+  it("an episode that begins below the last one's rate remembers less than its own rate, so recovery leaves the newcomer its share", () => {
+    const sizer = new AdaptiveWaveSizer(spec({ waves: { maxSize: 100_000 } }));
+    const trace = new Trace(sizer);
+    trace.run(6, 40); // slow start to 1,600/s on a 40 ms baseline
+    const first = sizer.state.perSecond;
+    trace.run(6, 120); // queueing: the first episode begins at `first`
+    expect(sizer.state.lossRate).toBe(first);
+    trace.run(4, 40); // the short-term latency falls back, then recovery climbs part of the way
+    const second = sizer.state.perSecond;
+    expect(second).toBeLessThan(first);
+    trace.run(6, 120); // queueing again before reaching the old rate: someone else took a share
+    expect(sizer.state.lossRate).toBeCloseTo(second * FAST_CONVERGENCE_FACTOR, 6);
+    const cut = sizer.state.perSecond;
+    trace.run(20, 40);
+    // Recovery aims at 0.9 × the remembered rate; beyond it only the slow √R growth remains.
+    const slowGrowthBound = Math.max(cut, RECOVERY_TARGET_FRACTION * second * FAST_CONVERGENCE_FACTOR) + 20 * GRADIENT_SMOOTHING * Math.sqrt(first);
+    expect(sizer.state.perSecond).toBeLessThan(slowGrowthBound);
+    expect(sizer.state.perSecond).toBeLessThan(second);
+  });
+
+  it("an episode that begins at or above the last one's rate remembers its own rate", () => {
+    const sizer = new AdaptiveWaveSizer(spec({ waves: { maxSize: 100_000 } }));
+    const trace = new Trace(sizer);
+    trace.run(6, 40);
+    trace.step(40, { throttled: 1 }); // a loss at 1,600/s: halved, remembered
+    const remembered = sizer.state.lossRate ?? 0;
+    trace.now = sizer.state.pauseUntil;
+    trace.run(40, 40); // recovers past the old rate
+    const rate = sizer.state.perSecond;
+    expect(rate).toBeGreaterThan(remembered);
+    trace.run(3, 120);
+    expect(sizer.state.lossRate).toBe(rate);
   });
 });
 

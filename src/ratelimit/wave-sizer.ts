@@ -10,10 +10,13 @@
 //   3. the tick that follows a baseline probe only re-anchors the baseline;
 //   4. the latency gradient (DESIGN, Gradient2): g = clamp(1.25·baseline/short, 0.5, 1) where short
 //      is our p90 lightly smoothed over ticks; g < 1 → R = 0.8·R + 0.2·(g·R + √R), never growing;
-//   5. p90 within LATENCY_TARGET_HEADROOM of the target, or the last wave did not use the rate
-//      (a guard held it back, so the server told us nothing about more): hold;
+//   5. p90 within LATENCY_TARGET_HEADROOM of the target, p99 above it (the API call SLO is a p99), or
+//      the last wave did not use the rate (a guard held it back, so the server told us nothing about
+//      more): hold;
 //   6. grow: slow start ×2 until the first congestion signal, then R + 0.2·√R (DESIGN's formula at
-//      g = 1), sped up towards 0.9 × the rate the last loss or latency episode began at (CUBIC's quick return).
+//      g = 1), sped up towards 0.9 × the rate the last loss or latency episode began at (CUBIC's quick
+//      return). An episode that begins below the last one's rate remembers less than its own rate
+//      (CUBIC's fast convergence), so a writer that arrived since keeps the share it took.
 // Changes to R are bounded to ×2 up and ×0.5 down per tick, and R stays in [minSize, maxSize]/period.
 // A wave's cycle is longer than the time its writes take to send: the slowest answers, the status
 // patch and the next reconcile follow before the next wave starts. That overhead is measured from
@@ -93,6 +96,12 @@ export const MAX_GROWTH_PER_TICK = 2;
 export const RECOVERY_TARGET_FRACTION = 0.9;
 /** Share of the gap to the recovery target closed per tick: ~8 ticks from 0.45 to 0.85 of the old rate. */
 export const RECOVERY_GAIN = 0.25;
+/**
+ * CUBIC's fast convergence (RFC 9438 §4.7), with our decrease factor: a congestion episode that begins
+ * below the rate the previous one began at means someone else now uses part of the server, so the
+ * rate recovery climbs back towards is this fraction of the new episode's rate, not the rate itself.
+ */
+export const FAST_CONVERGENCE_FACTOR = (1 + LOSS_DECREASE_FACTOR) / 2;
 /**
  * Growth is frozen when a guard held the last wave below this share of what the rate allowed, or fewer
  * than this share of its writes were seen: the server then told us nothing about a higher rate
@@ -476,7 +485,7 @@ export class AdaptiveWaveSizer implements WaveSizer {
     if (w && losses > 0) {
       this.#pauseUntil = Math.max(this.#pauseUntil, now + LOSS_MIN_PAUSE_MS);
       if (now >= this.#lossEpochEnd) {
-        this.#lossRate = previous;
+        this.#rememberEpisodeRate(previous);
         this.#rate = previous * LOSS_DECREASE_FACTOR;
         this.#slowStart = false;
         // Writes sent before the pause may still fail after it; they belong to this episode, not a new one.
@@ -512,6 +521,9 @@ export class AdaptiveWaveSizer implements WaveSizer {
       this.#action = { limitedBy: "Latency", note: `write latency ${latencyNote}: queueing, easing off` };
     } else if (p90 !== undefined && p90 >= LATENCY_TARGET_HEADROOM * this.#latencyTargetMs) {
       this.#action = { limitedBy: "Latency", note: `write latency p90 ${formatMs(p90)} is near the ${this.#spec.guards.apiServer.latencyTarget} target: holding` };
+    } else if (w?.p99 !== undefined && w.p99 > this.#latencyTargetMs) {
+      // Kubernetes' API call SLO is a p99: while our own slowest writes break it, more load would too.
+      this.#action = { limitedBy: "Latency", note: `write latency p99 ${formatMs(w.p99)} is above the ${this.#spec.guards.apiServer.latencyTarget} target: holding` };
     } else if (appLimited) {
       this.#action = { limitedBy: "Rate", note: "holding: the last wave did not use the rate" };
     } else if (this.#slowStart) {
@@ -537,7 +549,12 @@ export class AdaptiveWaveSizer implements WaveSizer {
   #beginLatencyEpisode(rate: number): void {
     if (this.#latencyEpisode) return;
     this.#latencyEpisode = true;
-    this.#lossRate = rate;
+    this.#rememberEpisodeRate(rate);
+  }
+
+  #rememberEpisodeRate(rate: number): void {
+    const last = this.#lossRate;
+    this.#lossRate = last !== undefined && rate < last ? rate * FAST_CONVERGENCE_FACTOR : rate;
   }
 
   #warmUpBaseline(p90: number): void {
