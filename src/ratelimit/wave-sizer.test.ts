@@ -17,6 +17,7 @@ import {
   type WaveDecision,
   type WaveSignals,
   type WaveSizer,
+  WARMUP_SAMPLE_CAP,
   createWaveSizer,
 } from "./wave-sizer.ts";
 import type { WriteTick } from "./write-latency.ts";
@@ -88,6 +89,17 @@ describe("AdaptiveWaveSizer: start and ramp", () => {
     expect(sizes).toEqual([50, 100, 200, 400, 800, 1600, 2000]);
     expect(trace.last).toMatchObject({ limitedBy: "Rate", waitMs: 0 });
     expect(trace.last?.message).toContain("at spec.waves.maxSize");
+  });
+
+  it("takes a warm-up tick far above the baseline so far (slow start's own queue) in only at the gradient's floor point", () => {
+    const sizer = new AdaptiveWaveSizer(spec());
+    const trace = new Trace(sizer);
+    trace.step(); // no writes yet
+    trace.step(75);
+    trace.step(150); // within WARMUP_SAMPLE_CAP: taken as it is
+    expect(sizer.state.baselineMs).toBeCloseTo(112.5, 6);
+    trace.step(460); // our own queue: capped at 2.5 × 112.5
+    expect(sizer.state.baselineMs).toBeCloseTo(112.5 + (WARMUP_SAMPLE_CAP * 112.5 - 112.5) / 3, 6);
   });
 
   it("derives concurrency from the rate and the baseline latency, within bounds", () => {

@@ -22,7 +22,9 @@
 // patch and the next reconcile follow before the next wave starts. That overhead is measured from
 // the spacing of wave decisions and the wave's writes are sent faster to make room for it, so the
 // average rate over a cycle is R, not R·period/(period + overhead).
-// The baseline is the unloaded p90: the mean of the first samples, then only re-measured, every
+// The baseline is the unloaded p90: the mean of the first samples (each capped at the gradient's
+// floor point, 2.5× the mean so far: slow start's own queue must not pass for the unloaded latency
+// and let it double again into overload), then only re-measured, every
 // BASELINE_PROBE_INTERVAL_MS (sooner after PROBE_AFTER_CONGESTED_TICKS of "queueing"), by sending one
 // wave at half rate (BBR's PROBE_RTT). Loaded ticks never feed it: an EMA over them follows our own
 // queueing upwards, and one fed only by "uncongested" ticks keeps the low noise and drops the high,
@@ -54,8 +56,14 @@ export const GRADIENT_SMOOTHING = 0.2;
  * gradient to its floor on the first tick.
  */
 export const SHORT_LATENCY_ALPHA = 0.5;
-/** Latency ticks averaged plainly into the first baseline; until then the gradient may hold but not cut. */
+/** Latency ticks averaged into the first baseline; until then the gradient may hold but not cut. */
 export const BASELINE_WARMUP_SAMPLES = 5;
+/**
+ * Most a warm-up tick may weigh, as a multiple of the mean so far: the point where the gradient hits
+ * its floor, so beyond doubt queueing (in full mode slow start's own queue took a plain mean from
+ * 75 to 307 ms, and slow start doubled again to 200/s into a 2.2 s p90). ±50 % noise stays below it.
+ */
+export const WARMUP_SAMPLE_CAP = GRADIENT_TOLERANCE / GRADIENT_MIN;
 /**
  * How often the baseline is re-probed ("re-probe the baseline now and then", DESIGN): one wave at
  * PROBE_RATE_FACTOR of the rate, whose p90 is the unloaded latency of the moment. Costs ~2 % of
@@ -560,7 +568,7 @@ export class AdaptiveWaveSizer implements WaveSizer {
   #warmUpBaseline(p90: number): void {
     this.#baselineSamples += 1;
     const current = this.#baselineMs;
-    this.#baselineMs = current === undefined ? p90 : current + (p90 - current) / this.#baselineSamples;
+    this.#baselineMs = current === undefined ? p90 : current + (Math.min(p90, WARMUP_SAMPLE_CAP * current) - current) / this.#baselineSamples;
   }
 }
 
