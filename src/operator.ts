@@ -1,7 +1,7 @@
 import type { Server } from "node:http";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import type { Logger } from "pino";
-import { LABEL_NAME, LABEL_ORDINAL } from "./api/batchrollout.ts";
+import { LABEL_NAME } from "./api/batchrollout.ts";
 import type { OperatorConfig } from "./api/config.ts";
 import { Controller } from "./controllers/controller.ts";
 import { EventRecorder } from "./controllers/event-recorder.ts";
@@ -19,8 +19,8 @@ import { IpamSignals } from "./ratelimit/signals/ipam.ts";
 import { MetricsEndpoint } from "./ratelimit/signals/metrics-endpoint.ts";
 import { SchedulerSignal } from "./ratelimit/signals/scheduler.ts";
 import { Expectations } from "./reconcilers/batchrollout/expectations.ts";
-import { parseOrdinal } from "./reconcilers/batchrollout/observed.ts";
-import { type CachedPod, podIndexers, rolloutKeyOf, slimPod } from "./reconcilers/batchrollout/pod-cache.ts";
+import { type CachedPod, podIndexers, slimPod } from "./reconcilers/batchrollout/pod-cache.ts";
+import { podEventHandlers } from "./reconcilers/batchrollout/pod-events.ts";
 import { BATCHROLLOUTS, BatchRolloutReconciler, type RawRollout } from "./reconcilers/batchrollout/reconciler.ts";
 import { startHttpServer } from "./telemetry/http-server.ts";
 import { RolloutMetrics } from "./telemetry/rollout-metrics.ts";
@@ -104,15 +104,7 @@ export async function runOperator(config: OperatorConfig, logger: Logger, signal
       },
       onDelete: enqueueRollout,
     });
-    const onPod = (pod: CachedPod, gone: boolean) => {
-      const key = rolloutKeyOf(pod);
-      if (!key) return;
-      const ordinal = parseOrdinal(pod.metadata.labels?.[LABEL_ORDINAL]);
-      if (ordinal !== undefined) expectations.observeCreate(key, ordinal);
-      if (gone || pod.metadata.deletionTimestamp) expectations.observeDelete(key, pod.metadata.name);
-      queue.add(key);
-    };
-    pods.addHandlers({ onAdd: (p) => onPod(p, false), onUpdate: (_, p) => onPod(p, false), onDelete: (p) => onPod(p, true) });
+    pods.addHandlers(podEventHandlers(queue, expectations));
 
     const reconciler = new BatchRolloutReconciler({
       client,
