@@ -36,7 +36,15 @@ export interface Figures {
   makespanScheduledS?: number;
   /** Method start → first pod seen (tool start-up, controller reaction). */
   leadInS?: number;
+  /** N over makespan → Running; only when all N pods ran. */
   throughputPerS?: number;
+  /**
+   * The pods that reached Running over first pod seen → the last of them Running. Equals throughputPerS
+   * when all N ran. For a method that lost creates (the storm, when APF's Retry-After outlasts the client's
+   * retries) it is the rate of what it did create, which is the faster part: the lost creates would have
+   * been the last to land.
+   */
+  runningThroughput?: { pods: number; perS: number };
   peakRunningPerS: number;
   bystander: { requests: number; p50Ms?: number; p99Ms?: number; errors: number };
   /** 429s our own writer clients saw (storm, seed batches), with the Retry-After values. */
@@ -167,6 +175,26 @@ function extremes(values: Iterable<number | undefined>): { min?: number; max?: n
   return { ...(min === undefined ? {} : { min }), ...(max === undefined ? {} : { max }), count };
 }
 
+const throughput = (pods: number, ms: number) => Math.round((pods / (ms / MS_PER_S)) * 10) / 10;
+
+export function runningThroughput(firstSeenAt: number | undefined, runningAts: readonly (number | undefined)[]): Figures["runningThroughput"] {
+  const running = extremes(runningAts);
+  if (firstSeenAt === undefined || running.max === undefined || running.max <= firstSeenAt) return undefined;
+  return { pods: running.count, perS: throughput(running.count, running.max - firstSeenAt) };
+}
+
+/** The same figure from the saved per-second samples, for runs saved before it existed (1 s resolution). */
+export function runningThroughputFromSamples(samples: readonly Sample[], firstSeenAt: number | undefined): Figures["runningThroughput"] {
+  let pods = 0;
+  let lastAt: number | undefined;
+  for (const s of samples) {
+    const running = s.pods?.running ?? 0;
+    if (running > pods) [pods, lastAt] = [running, s.at];
+  }
+  if (firstSeenAt === undefined || lastAt === undefined || lastAt <= firstSeenAt) return undefined;
+  return { pods, perS: throughput(pods, lastAt - firstSeenAt) };
+}
+
 export function correctness(stamps: readonly PodStamps[], expected: number, notRunningAtEnd: number): Correctness {
   const identities = new Map<string, number>();
   for (const p of stamps) identities.set(p.identity, (identities.get(p.identity) ?? 0) + 1);
@@ -224,6 +252,7 @@ export function computeFigures(x: FigureInputs): Figures {
   const scheduled = allOf("scheduledAt");
   const seconds = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : Math.round((b - a) / 10) / 100);
   const makespanRunningS = seconds(first, running);
+  const ran = runningThroughput(first, x.stamps.map((p) => p.runningAt));
 
   const posts = x.writerResponses.filter((r) => r.method === "POST");
   const throttled = posts.filter((r) => r.code === 429);
@@ -259,7 +288,8 @@ export function computeFigures(x: FigureInputs): Figures {
   const windowed = x.bystander.filter((r) => r.at >= x.startedAt && r.at <= x.endedAt);
   const unscheduledSeries = x.samples.map((s) => s.pods?.unscheduled ?? 0);
   return {
-    ...(makespanRunningS === undefined ? {} : { makespanRunningS, throughputPerS: Math.round((x.expected / makespanRunningS) * 10) / 10 }),
+    ...(makespanRunningS === undefined ? {} : { makespanRunningS, throughputPerS: throughput(x.expected, makespanRunningS * MS_PER_S) }),
+    ...(ran === undefined ? {} : { runningThroughput: ran }),
     ...(seconds(first, scheduled) === undefined ? {} : { makespanScheduledS: seconds(first, scheduled) }),
     ...(first === undefined ? {} : { leadInS: seconds(x.startedAt, first) }),
     peakRunningPerS: first === undefined ? 0 : (extremes(perSecond(x.stamps.map((p) => p.runningAt), first)).max ?? 0),

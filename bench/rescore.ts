@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
-import { controllerReaction } from "./figures.ts";
+import { controllerReaction, runningThroughputFromSamples } from "./figures.ts";
 import { runChart } from "./report/charts.ts";
 import { renderMarkdown } from "./report/markdown.ts";
 import { computeTargets } from "./report/targets.ts";
@@ -8,7 +8,7 @@ import type { RunResult } from "./result.ts";
 
 // ./scripts/node bench/rescore.ts bench/results/<run>.json
 // Recomputes what depends only on the saved per-second samples (the targets, the stressor's controller
-// reaction) and re-renders the .md and .svg beside the .json, so a change to a definition or to the
+// reaction, the running throughput of runs saved before that figure existed) and re-renders the .md and .svg beside the .json, so a change to a definition or to the
 // report does not need another run of the benchmark.
 
 const MS_PER_S = 1_000;
@@ -18,6 +18,10 @@ function main(): void {
   if (!file?.endsWith(".json")) throw new Error("usage: bench/rescore.ts bench/results/<run>.json");
   const run = JSON.parse(readFileSync(file, "utf8")) as RunResult;
   for (const m of run.methods) {
+    if (!m.figures.runningThroughput && m.figures.leadInS !== undefined) {
+      const ran = runningThroughputFromSamples(m.samples, m.startedAt + m.figures.leadInS * MS_PER_S);
+      if (ran) m.figures.runningThroughput = ran;
+    }
     const s = m.stressor;
     if (!s) continue;
     const reaction = controllerReaction(m.samples, m.startedAt + s.triggerS * MS_PER_S);

@@ -33,6 +33,12 @@ function correctness(m: MethodResult): string {
   return `✘ ${why.join(", ")}`;
 }
 
+/** N / makespan; for a method that did not get all N Running, the rate of those it did, marked with how many. */
+function podsPerS(f: MethodResult["figures"]): string {
+  if (f.throughputPerS !== undefined) return String(f.throughputPerS);
+  return f.runningThroughput ? `(${f.runningThroughput.perS} over ${f.runningThroughput.pods})` : dash;
+}
+
 export function methodTable(methods: readonly MethodResult[]): string {
   const header = [
     "method", "pods", "makespan → Running (s)", "→ Scheduled (s)", "lead-in (s)", "pods/s", "peak pods/s",
@@ -43,7 +49,7 @@ export function methodTable(methods: readonly MethodResult[]): string {
     const f = m.figures;
     const op = f.proc.operator;
     return [
-      m.label, String(m.pods), num(f.makespanRunningS), num(f.makespanScheduledS), num(f.leadInS), num(f.throughputPerS), String(f.peakRunningPerS),
+      m.label, String(m.pods), num(f.makespanRunningS), num(f.makespanScheduledS), num(f.leadInS), podsPerS(f), String(f.peakRunningPerS),
       pair(f.bystander.p50Ms, f.bystander.p99Ms), `${f.bystander.errors}/${f.bystander.requests}`, throttled(m),
       pair(f.postPodsP99Ms.client, f.postPodsP99Ms.apiServer),
       `${f.maxSchedulerPending ?? dash} (watch ${f.maxUnscheduled})`,
