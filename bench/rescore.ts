@@ -20,7 +20,9 @@ function main(): void {
   for (const m of run.methods) {
     if (!m.figures.runningThroughput && m.figures.leadInS !== undefined) {
       const ran = runningThroughputFromSamples(m.samples, m.startedAt + m.figures.leadInS * MS_PER_S);
-      if (ran) m.figures.runningThroughput = ran;
+      // The samples may stop before the last pod ran: then the figure cannot be read from them.
+      const c = m.figures.correctness;
+      if (ran && ran.pods === c.seen - c.notRunningAtEnd) m.figures.runningThroughput = ran;
     }
     const s = m.stressor;
     if (!s) continue;

@@ -33,11 +33,14 @@ describe("throughput vs storm", () => {
   });
 
   it("scores a storm that lost creates on the rate of the pods it did get Running, and says so", () => {
-    const lossy = method("storm", { runningThroughput: { pods: 9_976, perS: 120 } });
+    const lossy = method("storm", {
+      runningThroughput: { pods: 9_976, perS: 120 },
+      correctness: { expected: 10_000, seen: 9_976, existing: 9_976, duplicates: 0, notRunningAtEnd: 0, ok: false },
+    });
     const t = stormTarget(rollout(90), lossy);
     expect(t.verdict).toBe("FAIL");
     expect(t.ratio).toBe(0.75);
-    expect(t.detail).toContain("9976 of 10000");
+    expect(t.detail).toContain("9976 pods it got Running; 24 of its 10000 creates were lost");
   });
 
   it("skips when the storm got nothing Running or BatchRollout did not finish", () => {

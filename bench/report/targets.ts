@@ -32,7 +32,8 @@ function stormCheck(br: MethodResult | undefined, storm: MethodResult | undefine
   const stormRate = storm?.figures.throughputPerS ?? storm?.figures.runningThroughput?.perS;
   if (ours === undefined || !storm || stormRate === undefined) return check(name, undefined, "needs a storm run that got pods Running and a finished BatchRollout run");
   const ran = storm.figures.runningThroughput?.pods;
-  const partial = storm.figures.throughputPerS === undefined && ran !== undefined ? ` (over the ${ran} of ${storm.pods} pods it created and got Running; it lost the rest)` : "";
+  const lost = storm.pods - storm.figures.correctness.seen;
+  const partial = storm.figures.throughputPerS === undefined && ran !== undefined ? ` (over the ${ran} pods it got Running; ${lost} of its ${storm.pods} creates were lost)` : "";
   const ratio = ours / stormRate;
   return check(name, ratio >= STORM_THROUGHPUT_SHARE,
     `BatchRollout ${ours} pods/s vs storm ${stormRate} pods/s${partial}: ratio ${r2(ratio)} (target ≥ ${STORM_THROUGHPUT_SHARE})`, ratio);
