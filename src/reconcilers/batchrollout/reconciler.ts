@@ -141,6 +141,20 @@ export class BatchRolloutReconciler {
       );
     }
     for (const e of planned.events) this.#event(rollout, e.type, e.reason, "Reconcile", e.message);
+    // A new wave's status goes out beside its writes, not after them: under load the patch waits in the
+    // same APF queue as the creates, and sent after them it would hold the next wave back by its latency.
+    // What the writes change is progress, which the patch below batches.
+    let persisted = rollout;
+    const startStatus = planned.waveStarted ? computeStatus(input, planned, now) : undefined;
+    const patchingStart = startStatus && this.#persistStatus(rollout, startStatus).then(
+      (sent) => {
+        if (sent) state.patchedAt = this.#now();
+        state.written = startStatus;
+        persisted = { ...rollout, status: startStatus };
+      },
+      // Not lost: the status is then still unpersisted, so the patch after the writes sends it again.
+      (err: unknown) => ctx.logger.debug({ err }, "status patch at wave start failed; sending it after the writes"),
+    );
     let writeFailure: Error | undefined;
     if (planned.creates.length + planned.deletes.length > 0) {
       const outcome = await this.#writeWave(key, rollout, planned, hash, cached, state, ctx.signal, log);
@@ -153,21 +167,22 @@ export class BatchRolloutReconciler {
         for (const e of planned.events) this.#event(rollout, e.type, e.reason, "Reconcile", e.message);
       }
     }
+    await patchingStart;
     if (planned.blocker && planned.waveStarted === false && planned.events.length > 0) {
       log.info({ reason: planned.blocker.reason, stalled: planned.blocker.stalled, why: planned.blocker.message }, "rollout held");
     }
 
-    // Persist status once, and only when it changed.
+    // Persist status once, and only when it changed (a new wave's was sent with its writes).
     const status = computeStatus({ ...input, lastWriteError: state.rejected }, planned, this.#now());
-    const progressOnly = !materialChange(rollout.status, status);
+    const progressOnly = !materialChange(persisted.status, status);
     const sincePatch = this.#now() - (state.patchedAt ?? -Infinity);
     let requeueAfterMs = planned.requeueAfterMs;
-    if (progressOnly && sincePatch < STATUS_PROGRESS_INTERVAL_MS && statusChanged(rollout.status, status)) {
+    if (progressOnly && sincePatch < STATUS_PROGRESS_INTERVAL_MS && statusChanged(persisted.status, status)) {
       // Batched: the reconcile this requeue brings patches it, unless a pod event does so first.
       const wait = STATUS_PROGRESS_INTERVAL_MS - sincePatch;
       requeueAfterMs = requeueAfterMs === undefined ? wait : Math.min(requeueAfterMs, wait);
     } else {
-      if (await this.#persistStatus(rollout, status)) state.patchedAt = this.#now();
+      if (await this.#persistStatus(persisted, status)) state.patchedAt = this.#now();
       state.written = status;
     }
     this.#deps.metrics?.observe(
