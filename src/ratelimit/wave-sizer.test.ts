@@ -7,11 +7,13 @@ import {
   FixedWaveSizer,
   GRADIENT_MIN,
   GRADIENT_SMOOTHING,
+  GRADIENT_TOLERANCE,
   LOSS_DECREASE_FACTOR,
   MAX_CONCURRENCY,
   MAX_CYCLE_OVERHEAD_SHARE,
   MIN_CONCURRENCY,
   PROBE_RATE_FACTOR,
+  QUEUEING_ALLOWANCE_SHARE,
   RECOVERY_TARGET_FRACTION,
   type SizerSpec,
   type WaveDecision,
@@ -194,7 +196,7 @@ describe("AdaptiveWaveSizer: latency", () => {
     const rising: WaveDecision[] = [];
     const rates: number[] = [];
     for (let i = 0; i < 12; i++) {
-      rising.push(trace.step(200));
+      rising.push(trace.step(600)); // above QUEUEING_ALLOWANCE_SHARE × the 1 s target, so queueing
       rates.push(sizer.state.perSecond);
     }
     const sizes = rising.map((d) => d.size);
@@ -255,7 +257,7 @@ describe("AdaptiveWaveSizer: recovery after queueing", () => {
     const trace = new Trace(sizer);
     trace.run(6, 40); // slow start to 1,600/s on a 40 ms baseline
     const before = sizer.state.perSecond;
-    trace.run(6, 120); // queueing: the gradient eases off
+    trace.run(6, 600); // queueing past the allowance: the gradient eases off
     const cut = sizer.state.perSecond;
     expect(cut).toBeLessThan(0.8 * before);
     trace.run(8, 40);
@@ -272,12 +274,12 @@ describe("AdaptiveWaveSizer: a second writer (fast convergence)", () => {
     const trace = new Trace(sizer);
     trace.run(6, 40); // slow start to 1,600/s on a 40 ms baseline
     const first = sizer.state.perSecond;
-    trace.run(6, 120); // queueing: the first episode begins at `first`
+    trace.run(6, 600); // queueing: the first episode begins at `first`
     expect(sizer.state.lossRate).toBe(first);
     trace.run(4, 40); // the short-term latency falls back, then recovery climbs part of the way
     const second = sizer.state.perSecond;
     expect(second).toBeLessThan(first);
-    trace.run(6, 120); // queueing again before reaching the old rate: someone else took a share
+    trace.run(6, 600); // queueing again before reaching the old rate: someone else took a share
     expect(sizer.state.lossRate).toBeCloseTo(second * FAST_CONVERGENCE_FACTOR, 6);
     const cut = sizer.state.perSecond;
     trace.run(20, 40);
@@ -297,7 +299,7 @@ describe("AdaptiveWaveSizer: a second writer (fast convergence)", () => {
     trace.run(40, 40); // recovers past the old rate
     const rate = sizer.state.perSecond;
     expect(rate).toBeGreaterThan(remembered);
-    trace.run(3, 120);
+    trace.run(3, 600);
     expect(sizer.state.lossRate).toBe(rate);
   });
 });
@@ -468,9 +470,9 @@ describe("AdaptiveWaveSizer: baseline re-probe", () => {
     const sizer = new AdaptiveWaveSizer(spec());
     const trace = new Trace(sizer);
     trace.run(8, 40);
-    trace.run(60, 160); // someone else slowed the API server: 4× latency, ours or not
-    expect(sizer.state.baselineMs).toBeGreaterThan(100);
-    const settled = trace.run(40, 160).map((d) => d.size);
+    trace.run(60, 640); // someone else slowed the API server: 16× latency, ours or not
+    expect(sizer.state.baselineMs).toBeGreaterThan(200);
+    const settled = trace.run(40, 640).map((d) => d.size);
     expect(settled.at(-1)).toBeGreaterThan(settled[0] ?? Infinity); // growing again at the new normal
   });
 });
@@ -510,20 +512,32 @@ describe("AdaptiveWaveSizer: noise", () => {
     }
   });
 
-  it("±50 % noise on a server with a knee at 400/s: settles near the knee, bounded swing", () => {
-    // Latency is 50 ms up to 400 writes/s and grows with the square of the overload beyond it.
-    const knee = (rate: number) => 50 * Math.max(1, (rate / 400) ** 2);
+  function expectSettles(server: (rate: number) => number, near: number): void {
     for (const seed of [1, 2, 3, 4, 5, 7]) {
-      const { rates, steps } = noisyRun(seed, knee);
+      const { rates, steps } = noisyRun(seed, server);
       const mean = rates.reduce((a, b) => a + b, 0) / rates.length;
-      expect(mean, `seed ${seed}`).toBeGreaterThan(0.75 * 400);
-      expect(mean, `seed ${seed}`).toBeLessThan(1.5 * 400);
+      expect(mean, `seed ${seed}`).toBeGreaterThan(0.75 * near);
+      expect(mean, `seed ${seed}`).toBeLessThan(1.5 * near);
       expect(Math.max(...rates) / Math.min(...rates), `seed ${seed}`).toBeLessThan(2.5);
       for (const step of steps) {
         expect(step).toBeGreaterThanOrEqual(1 - MAX_CUT - 0.01);
         expect(step).toBeLessThanOrEqual(1.05);
       }
     }
+  }
+
+  it("±50 % noise on a server with a knee at 400/s: settles near the knee, bounded swing", () => {
+    // Latency is 250 ms up to 400 writes/s and grows with the square of the overload beyond it; 1.25× that
+    // baseline is above the allowance, so queueing starts at the knee.
+    expect(GRADIENT_TOLERANCE * 250).toBeGreaterThan(QUEUEING_ALLOWANCE_SHARE * 1_000);
+    expectSettles((rate) => 250 * Math.max(1, (rate / 400) ** 2), 400);
+  });
+
+  it("±50 % noise on a fast server (50 ms, knee at 400/s): queueing up to the allowance is tolerated, so it settles where p90 reaches it", () => {
+    const unloaded = 50;
+    const allowance = QUEUEING_ALLOWANCE_SHARE * 1_000; // the default 1 s latencyTarget
+    const server = (rate: number) => unloaded * Math.max(1, (rate / 400) ** 2);
+    expectSettles(server, 400 * Math.sqrt(allowance / unloaded));
   });
 });
 
