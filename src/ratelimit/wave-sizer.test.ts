@@ -104,6 +104,23 @@ describe("AdaptiveWaveSizer: start and ramp", () => {
     expect(sizer.state.baselineMs).toBeCloseTo(112.5 + (WARMUP_SAMPLE_CAP * 112.5 - 112.5) / 3, 6);
   });
 
+  it("stops doubling once p90 passes 1.25× the baseline, though it is still within the queueing allowance (HyStart)", () => {
+    const sizer = new AdaptiveWaveSizer(spec({ waves: { maxSize: 100_000 } }));
+    const trace = new Trace(sizer);
+    trace.run(6, 40);
+    const rate = sizer.state.perSecond;
+    const queueing = 100;
+    expect(queueing).toBeLessThan(QUEUEING_ALLOWANCE_SHARE * 1_000);
+    expect(trace.step(queueing)).toMatchObject({ limitedBy: "Latency" }); // held, not doubled
+    expect(sizer.state.perSecond).toBe(rate);
+    trace.step(queueing);
+    expect(sizer.state.slowStart).toBe(false);
+    const eased = sizer.state.perSecond;
+    expect(eased).toBeLessThan(rate);
+    trace.run(10, queueing); // out of slow start the same latency is within the allowance: growth resumes
+    expect(sizer.state.perSecond).toBeGreaterThan(eased);
+  });
+
   it("derives concurrency from the rate and the baseline latency, within bounds", () => {
     const trace = new Trace(new AdaptiveWaveSizer(spec()));
     expect(trace.step().rateLimit).toEqual({ concurrency: 10, perSecond: 50, sendPerSecond: 50 }); // 50/s × 100 ms assumed × 2

@@ -10,7 +10,8 @@
 //   3. the tick that follows a baseline probe only re-anchors the baseline;
 //   4. the latency gradient (DESIGN, Gradient2): g = clamp(max(1.25·baseline, 0.3·target)/short, 0.5, 1)
 //      where short is our p90 lightly smoothed over ticks and target is latencyTarget (the SLO bounds
-//      the queueing callers accept); g < 1 → R = 0.8·R + 0.2·(g·R + √R), never growing;
+//      the queueing callers accept; slow start leaves the 0.3·target term out); g < 1 → R = 0.8·R +
+//      0.2·(g·R + √R), never growing;
 //   5. p90 within LATENCY_TARGET_HEADROOM of the target, p99 above it (the API call SLO is a p99), or
 //      the last wave did not use the rate (a guard held it back, so the server told us nothing about
 //      more): hold;
@@ -491,7 +492,10 @@ export class AdaptiveWaveSizer implements WaveSizer {
     if (latencyTick) this.#shortMs = this.#shortMs === undefined ? p90 : this.#shortMs + SHORT_LATENCY_ALPHA * (p90 - this.#shortMs);
     const short = latencyTick ? this.#shortMs : undefined;
     const baseline = this.#baselineMs;
-    const tolerated = baseline === undefined ? undefined : Math.max(GRADIENT_TOLERANCE * baseline, QUEUEING_ALLOWANCE_SHARE * this.#latencyTargetMs);
+    // Slow start doubles, so it stops at the first sign of a queue (HyStart, RFC 9406), not at the
+    // allowance: one more doubling from there overshot into p90 1.3 s and the scheduler guard.
+    const allowance = this.#slowStart ? 0 : QUEUEING_ALLOWANCE_SHARE * this.#latencyTargetMs;
+    const tolerated = baseline === undefined ? undefined : Math.max(GRADIENT_TOLERANCE * baseline, allowance);
     const gradient = short !== undefined && tolerated !== undefined ? clamp(tolerated / short, GRADIENT_MIN, 1) : 1;
     if (short !== undefined) this.#congestedTicks = gradient < 1 ? this.#congestedTicks + 1 : 0;
     const warm = this.#baselineSamples >= BASELINE_WARMUP_SAMPLES;
