@@ -75,10 +75,14 @@ describe("SchedulerSignal", () => {
       return p.spec.nodeName;
     });
     expect(placed).toMatch(/^kwok-node-/);
-    // Cluster scope counts the stranger too (and whatever other tests left waiting).
-    const cluster = signal.pending("Cluster", `${ns}/${ROLLOUT}`);
-    expect(cluster?.pending).toBeGreaterThanOrEqual(5);
-    expect(cluster?.unschedulable).toBeGreaterThanOrEqual(4);
+    // Cluster scope counts the stranger too (and whatever other tests left waiting). The stranger was
+    // created last, so the scheduler's verdict on it may still be on its way.
+    const cluster = await eventually("the scheduler's verdict on the stranger", async () => {
+      const c = signal.pending("Cluster", `${ns}/${ROLLOUT}`);
+      return c && c.pending >= 5 && c.unschedulable >= 4 ? c : undefined;
+    });
+    expect(cluster.pending).toBeGreaterThanOrEqual(5);
+    expect(cluster.unschedulable).toBeGreaterThanOrEqual(4);
 
     // kube-scheduler's own queues agree: at least our gated pod and our four unschedulable ones.
     const queues = await eventually("kube-scheduler queues", async () => {
