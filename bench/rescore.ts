@@ -8,8 +8,9 @@ import type { RunResult } from "./result.ts";
 
 // ./scripts/node bench/rescore.ts bench/results/<run>.json
 // Recomputes what depends only on the saved per-second samples (the targets, the stressor's controller
-// reaction, the running throughput of runs saved before that figure existed) and re-renders the .md and .svg beside the .json, so a change to a definition or to the
-// report does not need another run of the benchmark.
+// reaction, the running throughput of runs saved before that figure existed) and re-renders the .md and
+// .svg beside the .json, so a change to a definition or to the report does not need another run of the
+// benchmark.
 
 const MS_PER_S = 1_000;
 

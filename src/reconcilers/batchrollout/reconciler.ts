@@ -144,17 +144,21 @@ export class BatchRolloutReconciler {
     // A new wave's status goes out beside its writes, not after them: under load the patch waits in the
     // same APF queue as the creates, and sent after them it would hold the next wave back by its latency.
     // What the writes change is progress, which the patch below batches.
-    let persisted = rollout;
     const startStatus = planned.waveStarted ? computeStatus(input, planned, now) : undefined;
-    const patchingStart = startStatus && this.#persistStatus(rollout, startStatus).then(
-      (sent) => {
-        if (sent) state.patchedAt = this.#now();
-        state.written = startStatus;
-        persisted = { ...rollout, status: startStatus };
-      },
-      // Not lost: the status is then still unpersisted, so the patch after the writes sends it again.
-      (err: unknown) => ctx.logger.debug({ err }, "status patch at wave start failed; sending it after the writes"),
-    );
+    const patchingStart: Promise<BatchRollout> = !startStatus
+      ? Promise.resolve(rollout)
+      : this.#persistStatus(rollout, startStatus).then(
+          (sent) => {
+            if (sent) state.patchedAt = this.#now();
+            state.written = startStatus;
+            return { ...rollout, status: startStatus };
+          },
+          // Not lost: the status is then still unpersisted, so the patch after the writes sends it again.
+          (err: unknown) => {
+            ctx.logger.debug({ err }, "status patch at wave start failed; sending it after the writes");
+            return rollout;
+          },
+        );
     let writeFailure: Error | undefined;
     if (planned.creates.length + planned.deletes.length > 0) {
       const outcome = await this.#writeWave(key, rollout, planned, hash, cached, state, ctx.signal, log);
@@ -167,7 +171,7 @@ export class BatchRolloutReconciler {
         for (const e of planned.events) this.#event(rollout, e.type, e.reason, "Reconcile", e.message);
       }
     }
-    await patchingStart;
+    const persisted = await patchingStart;
     if (planned.blocker && planned.waveStarted === false && planned.events.length > 0) {
       log.info({ reason: planned.blocker.reason, stalled: planned.blocker.stalled, why: planned.blocker.message }, "rollout held");
     }
