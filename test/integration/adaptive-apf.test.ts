@@ -139,6 +139,8 @@ describe("adaptive waves under an APF squeeze", () => {
 
     // Nothing lost: exactly ordinals 0..2999, one Running pod each, and the watch never saw more.
     expect(auditOrdinals(await listPods(admin, ns), NAME, REPLICAS)).toEqual(cleanAudit(REPLICAS));
+    // Ready came from the operator's watch; let the tracker's own watch see the last pods too.
+    await eventually("the tracker seeing every pod", async () => tracker.counts(NAME).count >= REPLICAS).catch(() => undefined);
     expect(tracker.counts(NAME).maxCount).toBe(REPLICAS);
     // Nothing shown: no failure event, never Stalled at any poll, and the log agrees (an event could
     // itself be throttled away, the log cannot).

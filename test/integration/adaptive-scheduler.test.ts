@@ -105,7 +105,10 @@ describe("adaptive waves against the scheduler's backlog", () => {
             "status of the held rollout",
             async () => {
               const r = recorder.latest(NAME);
-              return r?.status?.wave?.limitedBy === "Scheduler" && r.status.replicas === stoppedAt ? r : undefined;
+              const s = r?.status;
+              // Held by the scheduler, and with its verdict: "pending, catching up" comes before "unschedulable".
+              const verdict = /unschedulable/.test(s?.wave?.message ?? "") && (s?.signals?.scheduler?.unschedulable ?? 0) > 0;
+              return s?.wave?.limitedBy === "Scheduler" && s.replicas === stoppedAt && verdict ? r : undefined;
             },
             QUIET_MS,
           ).catch(() => recorder.latest(NAME));
@@ -152,6 +155,8 @@ describe("adaptive waves against the scheduler's backlog", () => {
         const ready = await waitForReady(admin, ns, NAME, READY_AFTER_UNTAINT_TIMEOUT_MS);
         console.log(`[figure] scheduler backlog: Ready with ${REPLICAS} pods ${seconds(Date.now() - untaintedAt)} s after the taints were removed (from ${stoppedAt} pods)`);
         expect(auditOrdinals(await listPods(admin, ns), NAME, REPLICAS)).toEqual(cleanAudit(REPLICAS));
+        // Ready came from the operator's watch; let the tracker's own watch see the last pods too.
+        await eventually("the tracker seeing every pod", async () => tracker.counts(NAME).count >= REPLICAS).catch(() => undefined);
         expect(tracker.counts(NAME).maxCount).toBe(REPLICAS);
         expect(conditionOf(ready, "Stalled")?.status).toBe("False");
       } finally {

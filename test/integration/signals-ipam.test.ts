@@ -26,6 +26,7 @@ const CRDS_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 
 interface Crd {
   metadata: { name: string };
+  spec: { group: string };
   status?: { conditions?: Array<{ type: string; status: string }> };
 }
 
@@ -44,6 +45,11 @@ async function ensureCrd(admin: KubeClient, file: string): Promise<{ name: strin
   await eventually(`CRD ${name} Established`, async () => {
     const current = await admin.get<Crd>(`${CRDS_PATH}/${name}`);
     return current.status?.conditions?.some((c) => c.type === "Established" && c.status === "True");
+  });
+  // The signal asks discovery whether the group is served, and remembers the answer for minutes.
+  await eventually(`${crd.spec.group} in discovery`, async () => {
+    const apis = await admin.get<{ groups?: Array<{ name: string }> }>("/apis");
+    return apis.groups?.some((g) => g.name === crd.spec.group);
   });
   return { name, created };
 }
