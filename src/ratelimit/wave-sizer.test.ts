@@ -14,6 +14,7 @@ import {
   MIN_CONCURRENCY,
   PROBE_RATE_FACTOR,
   QUEUEING_ALLOWANCE_SHARE,
+  QUEUEING_CEILING_SHARE,
   RECOVERY_TARGET_FRACTION,
   type SizerSpec,
   type WaveDecision,
@@ -44,6 +45,12 @@ function writes(now: number, count: number, p90: number | undefined, extra: Part
     ...extra,
   };
 }
+
+/**
+ * A p90 far past the queueing allowance (0.45 × the default 1 s target): even its first smoothed tick
+ * from a 40 ms baseline, 470 ms, reads as queueing.
+ */
+const QUEUED_P90 = 900;
 
 /** Drives a sizer one wave per second: every pod of the last wave was written, with the given p90. */
 class Trace {
@@ -213,7 +220,7 @@ describe("AdaptiveWaveSizer: latency", () => {
     const rising: WaveDecision[] = [];
     const rates: number[] = [];
     for (let i = 0; i < 12; i++) {
-      rising.push(trace.step(600)); // above QUEUEING_ALLOWANCE_SHARE × the 1 s target, so queueing
+      rising.push(trace.step(QUEUED_P90));
       rates.push(sizer.state.perSecond);
     }
     const sizes = rising.map((d) => d.size);
@@ -259,12 +266,31 @@ describe("AdaptiveWaveSizer: latency", () => {
     expect(trace.step(100).size).toBe(2 * before); // growth resumes once p99 is back within the target
   });
 
-  it("holds, without growing, while p90 is close to the target", () => {
-    const trace = new Trace(new AdaptiveWaveSizer(spec({ guards: { apiServer: { latencyTarget: "500ms" } } })));
-    trace.run(3, 420); // baseline 420 ms: close to the 500 ms target from the start
-    const held = trace.run(5, 420);
-    expect(new Set(held.map((d) => d.size))).toEqual(new Set([50]));
-    expect(held.at(-1)?.message).toContain("is near the 500ms target: holding");
+  it("holds, without growing, on a tick whose p90 is close to the target before the smoothed p90 shows queueing", () => {
+    const trace = new Trace(new AdaptiveWaveSizer(spec({ guards: { apiServer: { latencyTarget: "1s" } } })));
+    trace.run(8, 100); // slow start at maxSize on a 100 ms baseline
+    trace.step(100, { throttled: 1 }); // a loss: out of slow start, halved
+    trace.now = 60_000;
+    trace.run(3, 100);
+    const rate = (trace.sizer as AdaptiveWaveSizer).state.perSecond;
+    const spike = trace.step(800); // smoothed: 450 ms, within the allowance; the tick itself: 0.8 × the target
+    expect(spike.message).toContain("is near the 1s target: holding");
+    expect((trace.sizer as AdaptiveWaveSizer).state.perSecond).toBe(rate);
+  });
+
+  it("a server whose unloaded p90 is above QUEUEING_CEILING_SHARE of the target: eases off and never grows", () => {
+    const sizer = new AdaptiveWaveSizer(spec({ guards: { apiServer: { latencyTarget: "500ms" } } }));
+    const trace = new Trace(sizer);
+    const slow = 420; // unloaded, yet 0.84 × the 500 ms target
+    expect(slow).toBeGreaterThan(QUEUEING_CEILING_SHARE * 500);
+    const rates: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      trace.step(slow);
+      rates.push(sizer.state.perSecond);
+    }
+    for (let i = 1; i < rates.length; i++) expect(rates[i]).toBeLessThanOrEqual(rates[i - 1]!);
+    expect(rates.at(-1)).toBeLessThan(50); // below initialSize's 50/s
+    expect(trace.step(slow).message).toContain("queueing, easing off");
   });
 });
 
@@ -274,7 +300,7 @@ describe("AdaptiveWaveSizer: recovery after queueing", () => {
     const trace = new Trace(sizer);
     trace.run(6, 40); // slow start to 1,600/s on a 40 ms baseline
     const before = sizer.state.perSecond;
-    trace.run(6, 600); // queueing past the allowance: the gradient eases off
+    trace.run(6, QUEUED_P90); // the gradient eases off
     const cut = sizer.state.perSecond;
     expect(cut).toBeLessThan(0.8 * before);
     trace.run(8, 40);
@@ -291,12 +317,12 @@ describe("AdaptiveWaveSizer: a second writer (fast convergence)", () => {
     const trace = new Trace(sizer);
     trace.run(6, 40); // slow start to 1,600/s on a 40 ms baseline
     const first = sizer.state.perSecond;
-    trace.run(6, 600); // queueing: the first episode begins at `first`
+    trace.run(6, QUEUED_P90); // queueing: the first episode begins at `first`
     expect(sizer.state.lossRate).toBe(first);
     trace.run(4, 40); // the short-term latency falls back, then recovery climbs part of the way
     const second = sizer.state.perSecond;
     expect(second).toBeLessThan(first);
-    trace.run(6, 600); // queueing again before reaching the old rate: someone else took a share
+    trace.run(6, QUEUED_P90); // queueing again before reaching the old rate: someone else took a share
     expect(sizer.state.lossRate).toBeCloseTo(second * FAST_CONVERGENCE_FACTOR, 6);
     const cut = sizer.state.perSecond;
     trace.run(20, 40);
@@ -316,7 +342,7 @@ describe("AdaptiveWaveSizer: a second writer (fast convergence)", () => {
     trace.run(40, 40); // recovers past the old rate
     const rate = sizer.state.perSecond;
     expect(rate).toBeGreaterThan(remembered);
-    trace.run(3, 600);
+    trace.run(3, QUEUED_P90);
     expect(sizer.state.lossRate).toBe(rate);
   });
 });
@@ -487,10 +513,29 @@ describe("AdaptiveWaveSizer: baseline re-probe", () => {
     const sizer = new AdaptiveWaveSizer(spec());
     const trace = new Trace(sizer);
     trace.run(8, 40);
-    trace.run(60, 640); // someone else slowed the API server: 16× latency, ours or not
-    expect(sizer.state.baselineMs).toBeGreaterThan(200);
-    const settled = trace.run(40, 640).map((d) => d.size);
+    const slower = 480; // 12× latency, ours or not; above the allowance, below the ceiling
+    expect(slower).toBeGreaterThan(QUEUEING_ALLOWANCE_SHARE * 1_000);
+    expect(slower).toBeLessThan(QUEUEING_CEILING_SHARE * 1_000);
+    trace.run(60, slower);
+    expect(sizer.state.baselineMs).toBeGreaterThan(slower / GRADIENT_TOLERANCE);
+    const settled = trace.run(40, slower).map((d) => d.size);
     expect(settled.at(-1)).toBeGreaterThan(settled[0] ?? Infinity); // growing again at the new normal
+  });
+
+  it("counts p90 above QUEUEING_CEILING_SHARE of the target as queueing however high the baseline climbs (a second writer is not a new normal)", () => {
+    const sizer = new AdaptiveWaveSizer(spec());
+    const trace = new Trace(sizer);
+    trace.run(8, 40);
+    const loaded = 640; // under the target, and its p99 (1.5×) too: only the gradient can act
+    trace.run(60, loaded);
+    expect(sizer.state.baselineMs).toBeGreaterThan(QUEUEING_CEILING_SHARE * 1_000 / GRADIENT_TOLERANCE); // the probes trusted it
+    const rates: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      trace.step(loaded);
+      rates.push(sizer.state.perSecond);
+    }
+    for (let i = 1; i < rates.length; i++) expect(rates[i]).toBeLessThanOrEqual(rates[i - 1]!);
+    expect(rates.at(-1)).toBeLessThan(rates[0]!);
   });
 });
 
@@ -544,10 +589,12 @@ describe("AdaptiveWaveSizer: noise", () => {
   }
 
   it("±50 % noise on a server with a knee at 400/s: settles near the knee, bounded swing", () => {
-    // Latency is 250 ms up to 400 writes/s and grows with the square of the overload beyond it; 1.25× that
-    // baseline is above the allowance, so queueing starts at the knee.
-    expect(GRADIENT_TOLERANCE * 250).toBeGreaterThan(QUEUEING_ALLOWANCE_SHARE * 1_000);
-    expectSettles((rate) => 250 * Math.max(1, (rate / 400) ** 2), 400);
+    // Latency is 380 ms up to 400 writes/s and grows with the square of the overload beyond it; 1.25× that
+    // baseline is above the allowance and under the ceiling, so queueing starts at the knee.
+    const unloaded = 380;
+    expect(GRADIENT_TOLERANCE * unloaded).toBeGreaterThan(QUEUEING_ALLOWANCE_SHARE * 1_000);
+    expect(GRADIENT_TOLERANCE * unloaded).toBeLessThan(QUEUEING_CEILING_SHARE * 1_000);
+    expectSettles((rate) => unloaded * Math.max(1, (rate / 400) ** 2), 400);
   });
 
   it("±50 % noise on a fast server (50 ms, knee at 400/s): queueing up to the allowance is tolerated, so it settles where p90 reaches it", () => {
