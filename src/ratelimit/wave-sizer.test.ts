@@ -80,6 +80,11 @@ class Trace {
   }
 }
 
+/** The sizer's rate after each of `ticks` waves at the given p90. */
+function ratesOver(trace: Trace, sizer: AdaptiveWaveSizer, ticks: number, p90: number): number[] {
+  return Array.from({ length: ticks }, () => (trace.step(p90), sizer.state.perSecond));
+}
+
 /** Seeded PRNG (mulberry32), so the noisy traces are the same on every run. */
 function mulberry32(seed: number): () => number {
   let s = seed >>> 0;
@@ -280,7 +285,7 @@ describe("AdaptiveWaveSizer: latency", () => {
     expect(short + SHORT_LATENCY_ALPHA * (800 - short)).toBeLessThan(tolerated);
     const spike = trace.step(800); // smoothed, it is tolerated; the tick itself is 0.8 × the target
     expect(spike.message).toContain("is near the 1s target: holding");
-    expect((trace.sizer as AdaptiveWaveSizer).state.perSecond).toBe(rate);
+    expect(sizer.state.perSecond).toBe(rate);
   });
 
   it("a server whose unloaded p90 is above QUEUEING_CEILING_SHARE of the target: eases off and never grows", () => {
@@ -288,11 +293,7 @@ describe("AdaptiveWaveSizer: latency", () => {
     const trace = new Trace(sizer);
     const slow = 420; // unloaded, yet 0.84 × the 500 ms target
     expect(slow).toBeGreaterThan(QUEUEING_CEILING_SHARE * 500);
-    const rates: number[] = [];
-    for (let i = 0; i < 30; i++) {
-      trace.step(slow);
-      rates.push(sizer.state.perSecond);
-    }
+    const rates = ratesOver(trace, sizer, 30, slow);
     for (let i = 1; i < rates.length; i++) expect(rates[i]).toBeLessThanOrEqual(rates[i - 1]!);
     expect(rates.at(-1)).toBeLessThan(50); // below initialSize's 50/s
     expect(trace.step(slow).message).toContain("queueing, easing off");
@@ -534,11 +535,7 @@ describe("AdaptiveWaveSizer: baseline re-probe", () => {
     const loaded = 640; // under the target, and its p99 (1.5×) too: only the gradient can act
     trace.run(60, loaded);
     expect(sizer.state.baselineMs).toBeGreaterThan(QUEUEING_CEILING_SHARE * 1_000 / GRADIENT_TOLERANCE); // the probes trusted it
-    const rates: number[] = [];
-    for (let i = 0; i < 40; i++) {
-      trace.step(loaded);
-      rates.push(sizer.state.perSecond);
-    }
+    const rates = ratesOver(trace, sizer, 40, loaded);
     for (let i = 1; i < rates.length; i++) expect(rates[i]).toBeLessThanOrEqual(rates[i - 1]!);
     expect(rates.at(-1)).toBeLessThan(rates[0]!);
   });
