@@ -21,6 +21,8 @@ const NAME = "sim-fleet";
 const POLL_MS = 1_000;
 /** Give up when the rollout is not Ready after this long. */
 const DEADLINE_MS = 15 * 60_000;
+/** Give up when the example's namespace is not gone after this long. */
+const REMOVAL_DEADLINE_MS = 5 * 60_000;
 
 interface Rollout {
   spec: { replicas: number };
@@ -30,6 +32,7 @@ interface Rollout {
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
 async function waitGone(admin: KubeClient, path: string): Promise<void> {
+  const deadline = Date.now() + REMOVAL_DEADLINE_MS;
   for (;;) {
     try {
       await admin.get(path);
@@ -37,6 +40,7 @@ async function waitGone(admin: KubeClient, path: string): Promise<void> {
       if (isNotFound(err)) return;
       throw err;
     }
+    if (Date.now() > deadline) throw new Error(`${path} still exists after ${REMOVAL_DEADLINE_MS / 60_000} min`);
     await sleep(500);
   }
 }
@@ -50,10 +54,6 @@ async function main(): Promise<void> {
   kubectl(info.binDir, ["apply", "--server-side", "-f", join(REPO_ROOT, "crds")]);
   kubectl(info.binDir, ["wait", "--for=condition=Established", "crd/batchrollouts.batchrollout.dev", "--timeout=60s"]);
 
-  // A previous run's example would be Ready already and show nothing.
-  await admin.delete(`/api/v1/namespaces/${NAMESPACE}`).catch(() => undefined);
-  await waitGone(admin, `/api/v1/namespaces/${NAMESPACE}`);
-
   const operatorLog = join(paths.logs, "demo-operator.log");
   say(`starting the operator as ${info.operatorKubeconfig} (ServiceAccount, non-exempt); log: ${operatorLog}`);
   const operator = spawn(join(REPO_ROOT, "scripts/node"), [...OPERATOR_NODE_FLAGS, join(REPO_ROOT, "src/main.ts"), `--kubeconfig=${info.operatorKubeconfig}`,
@@ -62,14 +62,22 @@ async function main(): Promise<void> {
   operator.stdout.pipe(log);
   operator.stderr.pipe(log);
 
-  const cleanUp = async () => {
-    operator.kill("SIGTERM");
+  // The BatchRollout carries the operator's finalizer, so the namespace goes while the operator
+  // still runs; stopping it first would leave the namespace Terminating for good.
+  const removeExample = async () => {
     await admin.delete(`/api/v1/namespaces/${NAMESPACE}`).catch(() => undefined);
+    await waitGone(admin, `/api/v1/namespaces/${NAMESPACE}`);
+  };
+  const cleanUp = async () => {
+    await removeExample().finally(() => operator.kill("SIGTERM"));
   };
   process.once("SIGINT", () => {
     say("\ninterrupted: stopping the operator and removing the example");
     void cleanUp().finally(() => process.exit(130));
   });
+
+  // A previous run's example would be Ready already and show nothing.
+  await removeExample();
 
   say(`applying ${EXAMPLE}`);
   kubectl(info.binDir, ["apply", "-f", EXAMPLE]);
@@ -113,8 +121,9 @@ async function main(): Promise<void> {
   say(`limited by: ${[...byLimit].map(([k, n]) => `${k} ×${n}`).join(", ")}`);
   say(`kubectl --kubeconfig ${info.adminKubeconfig} get br -n ${NAMESPACE}`);
   say(kubectl(info.binDir, ["get", "br", "-n", NAMESPACE]).trimEnd());
-  say("the control plane keeps running; stop it with: bash scripts/run.sh cluster:down");
+  say("removing the example and stopping the operator");
   await cleanUp();
+  say("the control plane keeps running; stop it with: bash scripts/run.sh cluster:down");
   await admin.close();
 }
 
