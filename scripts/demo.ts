@@ -61,6 +61,8 @@ async function main(): Promise<void> {
   const log = createWriteStream(operatorLog);
   operator.stdout.pipe(log);
   operator.stderr.pipe(log);
+  // A failed demo must not leave the operator running behind it.
+  process.once("exit", () => operator.kill("SIGTERM"));
 
   // The BatchRollout carries the operator's finalizer, so the namespace goes while the operator
   // still runs; stopping it first would leave the namespace Terminating for good.
