@@ -16,6 +16,7 @@ import {
   QUEUEING_ALLOWANCE_SHARE,
   QUEUEING_CEILING_SHARE,
   SHORT_LATENCY_ALPHA,
+  RECOVERY_GAIN,
   RECOVERY_TARGET_FRACTION,
   type SizerSpec,
   type WaveDecision,
@@ -234,22 +235,38 @@ describe("AdaptiveWaveSizer: latency", () => {
     // The rate only falls; the waves with it, but for one deliberate half-rate probe after 10 such ticks.
     for (let i = 2; i < rates.length; i++) expect(rates[i]).toBeLessThanOrEqual(rates[i - 1] ?? 0);
     expect(rising.filter((d) => d.message.includes("re-measuring"))).toHaveLength(1);
-    expect(sizes.at(-1)).toBeLessThan(2000 * 0.5); // at most −10 % a wave: a gradient eases, loss halves
+    expect(sizes.at(-1)).toBeLessThan(2000 * 0.5);
     expect(rising.at(-1)).toMatchObject({ limitedBy: "Latency" });
-    expect(rising.at(-1)?.message).toContain("queueing, easing off");
+    expect(rising.at(-1)?.message).toContain("queueing past 0.5× the target, cutting");
 
     const recovering = trace.run(20, 40).map((d) => d.size);
     expect(recovering.at(-1)).toBeGreaterThan(Math.max(...sizes.slice(-3)));
   });
 
-  it("a cut in one wave is at most what the gradient floor allows", () => {
-    const trace = new Trace(new AdaptiveWaveSizer(spec()));
+  it("below the queueing ceiling, a cut in one wave is at most what the smoothed gradient floor allows", () => {
+    const sizer = new AdaptiveWaveSizer(spec());
+    const trace = new Trace(sizer);
     trace.run(8, 40);
-    trace.step(900); // the first congested tick of slow start only holds
-    const before = (trace.sizer as AdaptiveWaveSizer).state.perSecond;
-    trace.step(900); // far above the baseline, below the ceiling
-    const after = (trace.sizer as AdaptiveWaveSizer).state.perSecond;
-    expect(after).toBeGreaterThanOrEqual(before * (1 - GRADIENT_SMOOTHING * (1 - GRADIENT_MIN)) - 1e-9);
+    trace.step(480); // the first congested tick of slow start only holds
+    const before = sizer.state.perSecond;
+    trace.step(480); // 12× the baseline, below the ceiling
+    expect(sizer.state.shortMs).toBeLessThan(QUEUEING_CEILING_SHARE * 1_000);
+    expect(sizer.state.perSecond).toBeLessThan(before);
+    expect(sizer.state.perSecond).toBeGreaterThanOrEqual(before * (1 - GRADIENT_SMOOTHING * (1 - GRADIENT_MIN)) - 1e-9);
+  });
+
+  it("above the queueing ceiling, the whole gradient step: R = g·R + √R", () => {
+    const sizer = new AdaptiveWaveSizer(spec());
+    const trace = new Trace(sizer);
+    trace.run(8, 40);
+    trace.step(QUEUED_P90); // the first congested tick of slow start only holds
+    const before = sizer.state.perSecond;
+    const decision = trace.step(QUEUED_P90);
+    const short = sizer.state.shortMs ?? 0;
+    expect(short).toBeGreaterThan(QUEUEING_CEILING_SHARE * 1_000);
+    const g = Math.max(GRADIENT_MIN, (GRADIENT_TOLERANCE * (sizer.state.baselineMs ?? 0)) / short); // slow start's tolerance
+    expect(sizer.state.perSecond).toBeCloseTo(g * before + Math.sqrt(before), 6);
+    expect(decision.message).toContain("queueing past 0.5× the target, cutting");
   });
 
   it("treats latencyTarget as a hard ceiling", () => {
@@ -296,7 +313,7 @@ describe("AdaptiveWaveSizer: latency", () => {
     const rates = ratesOver(trace, sizer, 30, slow);
     for (let i = 1; i < rates.length; i++) expect(rates[i]).toBeLessThanOrEqual(rates[i - 1]!);
     expect(rates.at(-1)).toBeLessThan(50); // below initialSize's 50/s
-    expect(trace.step(slow).message).toContain("queueing, easing off");
+    expect(trace.step(slow).message).toContain("queueing past 0.5× the target, cutting");
   });
 });
 
@@ -306,7 +323,7 @@ describe("AdaptiveWaveSizer: recovery after queueing", () => {
     const trace = new Trace(sizer);
     trace.run(6, 40); // slow start to 1,600/s on a 40 ms baseline
     const before = sizer.state.perSecond;
-    trace.run(6, QUEUED_P90); // the gradient eases off
+    trace.run(6, 480); // the gradient eases off, below the queueing ceiling
     const cut = sizer.state.perSecond;
     expect(cut).toBeLessThan(0.8 * before);
     trace.run(8, 40);
@@ -542,23 +559,47 @@ describe("AdaptiveWaveSizer: baseline re-probe", () => {
 });
 
 describe("AdaptiveWaveSizer: noise", () => {
-  // Swing bound we defend: outside loss and the latency ceiling, a wave is cut by at most
+  // Swing bound we defend: outside loss and the latency ceilings, a wave is cut by at most
   // GRADIENT_SMOOTHING × (1 − GRADIENT_MIN) = 10 % of the last, and grows by 0.2·√R (≤ 3 % above
-  // 50/s) or ×2 in slow start. Probe waves (one in 30, deliberately half size) are left out.
+  // 50/s) or ×2 in slow start. Past the queueing ceiling the whole step is taken, at most to
+  // GRADIENT_MIN of the last, and recovery from such a cut closes RECOVERY_GAIN of the gap to
+  // RECOVERY_TARGET_FRACTION of the episode's rate a wave. Probe waves (one in 30, deliberately half
+  // size) are left out.
+  interface Step {
+    step: number;
+    overCeiling: boolean;
+    recovering: boolean;
+  }
   const MAX_CUT = GRADIENT_SMOOTHING * (1 - GRADIENT_MIN);
+  const CEILING_MS = QUEUEING_CEILING_SHARE * 1_000; // the default 1 s latencyTarget
+
+  const MAX_RECOVERY_STEP = 1 + RECOVERY_GAIN * (RECOVERY_TARGET_FRACTION / GRADIENT_MIN - 1);
+
+  function expectBoundedSteps(steps: Step[]): void {
+    for (const { step, overCeiling, recovering } of steps) {
+      expect(step).toBeGreaterThanOrEqual((overCeiling ? GRADIENT_MIN : 1 - MAX_CUT) - 0.01);
+      expect(step).toBeLessThanOrEqual(recovering ? MAX_RECOVERY_STEP : 1.05);
+    }
+  }
 
   function noisyRun(seed: number, server: (rate: number) => number) {
     const random = mulberry32(seed);
     const sizer = new AdaptiveWaveSizer(spec({ waves: { maxSize: 100_000 } }));
     let last: WaveDecision | undefined;
     const rates: number[] = [];
-    const steps: number[] = [];
+    const steps: Step[] = [];
     for (let i = 0; i < 300; i++) {
       const now = i * 1_000;
       const p90 = last ? server(last.size) * (0.5 + random()) : undefined; // ±50 %
       const decision = sizer.next({ now, remaining: 1_000_000, ...(last ? { writes: writes(now, last.size, p90) } : {}) });
       const probing = sizer.state.probing;
-      if (i >= 30 && !probing && last && !last.message.includes("re-measuring")) steps.push(decision.size / last.size);
+      if (i >= 30 && !probing && last && !last.message.includes("re-measuring")) {
+        steps.push({
+          step: decision.size / last.size,
+          overCeiling: (sizer.state.shortMs ?? 0) > CEILING_MS,
+          recovering: decision.message.includes("recovering"),
+        });
+      }
       if (i >= 30) rates.push(sizer.state.perSecond);
       last = decision;
     }
@@ -569,7 +610,8 @@ describe("AdaptiveWaveSizer: noise", () => {
     for (const seed of [1, 2, 3]) {
       const { rates, steps } = noisyRun(seed, () => 50);
       expect(Math.min(...rates), `seed ${seed}`).toBeGreaterThan(10_000); // noise alone must not stop the ramp
-      for (const step of steps) {
+      for (const { step, overCeiling } of steps) {
+        expect(overCeiling).toBe(false);
         expect(step).toBeGreaterThanOrEqual(1 - MAX_CUT - 0.01);
         expect(step).toBeLessThanOrEqual(1.05);
       }
@@ -583,10 +625,7 @@ describe("AdaptiveWaveSizer: noise", () => {
       expect(mean, `seed ${seed}`).toBeGreaterThan(0.75 * near);
       expect(mean, `seed ${seed}`).toBeLessThan(1.5 * near);
       expect(Math.max(...rates) / Math.min(...rates), `seed ${seed}`).toBeLessThan(2.5);
-      for (const step of steps) {
-        expect(step).toBeGreaterThanOrEqual(1 - MAX_CUT - 0.01);
-        expect(step).toBeLessThanOrEqual(1.05);
-      }
+      expectBoundedSteps(steps);
     }
   }
 

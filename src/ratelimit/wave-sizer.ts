@@ -13,7 +13,8 @@
 //      over ticks and target is latencyTarget: the SLO bounds the queueing delay callers accept on
 //      top of the unloaded latency (LEDBAT's form), and no baseline lifts tolerated past 0.5·target.
 //      Slow start tolerates only 1.25·baseline (DESIGN's tolerance), so it stops at the first queue;
-//      g < 1 → R = 0.8·R + 0.2·(g·R + √R), never growing;
+//      g < 1 → R = 0.8·R + 0.2·(g·R + √R), never growing; with short above 0.5·target, the whole
+//      step R = g·R + √R (the ceiling is a bound, not a point to ease towards);
 //   5. p90 within LATENCY_TARGET_HEADROOM of the target, p99 above it (the API call SLO is a p99), or
 //      the last wave did not use the rate (a guard held it back, so the server told us nothing about
 //      more): hold;
@@ -76,6 +77,16 @@ export const QUEUEING_ALLOWANCE_SHARE = 0.25;
  * latencyTarget is how a user says such latency is normal.
  */
 export const QUEUEING_CEILING_SHARE = 0.5;
+/**
+ * Weight of the gradient's step while the smoothed p90 is above QUEUEING_CEILING_SHARE of the target:
+ * the whole step, R = g·R + √R, where below the ceiling only GRADIENT_SMOOTHING of it is taken. Below
+ * the ceiling the queue may be noise or our own and easing off is enough; above it, nothing the
+ * baseline says makes the queue tolerable. With the smoothed step a full-mode stressor run (dc83ce9)
+ * took ~25 s to come down from 110/s to 60/s beside a 50/s writer, p90 600–950 ms meanwhile, and the
+ * bystander's p99 while both wrote was 1,063 ms. The √R term keeps a p90 just over the ceiling from
+ * cutting at all (g·R + √R ≥ R while g ≥ 1 − 1/√R).
+ */
+export const OVER_CEILING_GRADIENT_WEIGHT = 1;
 /** Floor of the gradient, so one outlier tick cannot cut the rate by more than the smoothing allows (DESIGN). */
 export const GRADIENT_MIN = 0.5;
 /** Weight of the new estimate in R = (1 − w)·R + w·(g·R + √R) (DESIGN's 0.2). */
@@ -554,11 +565,16 @@ export class AdaptiveWaveSizer implements WaveSizer {
       this.#beginLatencyEpisode(previous);
       this.#action = { limitedBy: "Latency", note: `write latency ${latencyNote}: holding to see whether it is queueing` };
     } else if (gradient < 1) {
-      const eased = (1 - GRADIENT_SMOOTHING) * previous + GRADIENT_SMOOTHING * (gradient * previous + Math.sqrt(previous));
+      const overCeiling = (short ?? 0) > QUEUEING_CEILING_SHARE * this.#latencyTargetMs;
+      const weight = overCeiling ? OVER_CEILING_GRADIENT_WEIGHT : GRADIENT_SMOOTHING;
+      const eased = (1 - weight) * previous + weight * (gradient * previous + Math.sqrt(previous));
       this.#beginLatencyEpisode(previous);
       this.#rate = Math.min(previous, eased);
       this.#slowStart = false;
-      this.#action = { limitedBy: "Latency", note: `write latency ${latencyNote}: queueing, easing off` };
+      this.#action = {
+        limitedBy: "Latency",
+        note: `write latency ${latencyNote}: ${overCeiling ? `queueing past ${QUEUEING_CEILING_SHARE}× the target, cutting` : "queueing, easing off"}`,
+      };
     } else if (p90 !== undefined && p90 >= LATENCY_TARGET_HEADROOM * this.#latencyTargetMs) {
       this.#action = { limitedBy: "Latency", note: `write latency p90 ${formatMs(p90)} is near the ${this.#spec.guards.apiServer.latencyTarget} target: holding` };
     } else if (w?.p99 !== undefined && w.p99 > this.#latencyTargetMs) {
