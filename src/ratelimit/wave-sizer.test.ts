@@ -235,7 +235,7 @@ describe("AdaptiveWaveSizer: latency", () => {
     // The rate only falls; the waves with it, but for one deliberate half-rate probe after 10 such ticks.
     for (let i = 2; i < rates.length; i++) expect(rates[i]).toBeLessThanOrEqual(rates[i - 1] ?? 0);
     expect(rising.filter((d) => d.message.includes("re-measuring"))).toHaveLength(1);
-    expect(sizes.at(-1)).toBeLessThan(2000 * 0.5);
+    expect(sizes.at(-1)).toBeLessThan(2000 * 0.1); // whole gradient steps past the ceiling, each about a halving here
     expect(rising.at(-1)).toMatchObject({ limitedBy: "Latency" });
     expect(rising.at(-1)?.message).toContain("queueing past 0.5× the target, cutting");
 
@@ -269,14 +269,33 @@ describe("AdaptiveWaveSizer: latency", () => {
     expect(decision.message).toContain("queueing past 0.5× the target, cutting");
   });
 
-  it("treats latencyTarget as a hard ceiling", () => {
-    const trace = new Trace(new AdaptiveWaveSizer(spec({ guards: { apiServer: { latencyTarget: "1s" } } })));
+  it("treats latencyTarget as a hard ceiling: target/p90, or the gradient's whole step if that cuts more", () => {
+    const sizer = new AdaptiveWaveSizer(spec({ guards: { apiServer: { latencyTarget: "1s" } } }));
+    const trace = new Trace(sizer);
     trace.run(5, 40); // 800/s
     const decision = trace.step(1_500);
-    expect(decision.size).toBe(Math.round(800 * (1_000 / 1_500)));
+    const short = sizer.state.shortMs ?? 0;
+    const g = Math.max(GRADIENT_MIN, (GRADIENT_TOLERANCE * (sizer.state.baselineMs ?? 0)) / short); // slow start's tolerance
+    expect(decision.size).toBe(Math.round(800 * Math.max(0.5, Math.min(1_000 / 1_500, g + Math.sqrt(800) / 800))));
     expect(decision.limitedBy).toBe("Latency");
     expect(decision.message).toContain("above spec.guards.apiServer.latencyTarget 1s");
-    expect(trace.step(5_000).size).toBe(Math.round(533.33 * 0.5)); // never more than halved per wave
+    const before = sizer.state.perSecond;
+    expect(trace.step(5_000).size).toBe(Math.round(before * 0.5)); // never more than halved per wave
+  });
+
+  it("cuts at least as much just above the target as just below it", () => {
+    const rateAfter = (p90: number) => {
+      const sizer = new AdaptiveWaveSizer(spec({ guards: { apiServer: { latencyTarget: "1s" } } }));
+      const trace = new Trace(sizer);
+      trace.run(6, 40);
+      trace.step(40, { throttled: 1 }); // out of slow start
+      trace.now = 60_000;
+      trace.run(5, 40);
+      trace.step(p90);
+      return sizer.state.perSecond;
+    };
+    expect(rateAfter(1_050)).toBeLessThanOrEqual(rateAfter(950));
+    expect(rateAfter(950)).toBeLessThan(rateAfter(40));
   });
 
   it("holds, without growing, while our own p99 is above the target (the API call SLO is a p99)", () => {
@@ -291,7 +310,7 @@ describe("AdaptiveWaveSizer: latency", () => {
 
   it("holds, without growing, on a tick whose p90 is close to the target before the smoothed p90 shows queueing", () => {
     const trace = new Trace(new AdaptiveWaveSizer(spec({ guards: { apiServer: { latencyTarget: "1s" } } })));
-    trace.run(8, 420); // slow start at maxSize on a ~400 ms baseline: ~470 ms tolerated
+    trace.run(8, 420); // slow start at maxSize on a ~400 ms baseline: 500 ms tolerated out of it (the ceiling)
     trace.step(420, { throttled: 1 }); // a loss: out of slow start, halved
     trace.now = 60_000;
     trace.run(5, 40); // quick answers bring the smoothed p90 under 100 ms
@@ -305,7 +324,7 @@ describe("AdaptiveWaveSizer: latency", () => {
     expect(sizer.state.perSecond).toBe(rate);
   });
 
-  it("a server whose unloaded p90 is above QUEUEING_CEILING_SHARE of the target: eases off and never grows", () => {
+  it("a server whose unloaded p90 is above QUEUEING_CEILING_SHARE of the target: cuts and never grows", () => {
     const sizer = new AdaptiveWaveSizer(spec({ guards: { apiServer: { latencyTarget: "500ms" } } }));
     const trace = new Trace(sizer);
     const slow = 420; // unloaded, yet 0.84 × the 500 ms target
@@ -329,6 +348,22 @@ describe("AdaptiveWaveSizer: recovery after queueing", () => {
     trace.run(8, 40);
     const additiveOnly = cut + 8 * GRADIENT_SMOOTHING * Math.sqrt(before);
     expect(sizer.state.perSecond).toBeGreaterThan(additiveOnly);
+    expect(sizer.state.perSecond).toBeGreaterThan(0.8 * before);
+    expect(sizer.state.perSecond).toBeLessThanOrEqual(before);
+  });
+});
+
+describe("AdaptiveWaveSizer: recovery after a cut past the ceiling", () => {
+  it("climbs back towards the rate the episode began at by a quarter of the gap a wave, not by √R steps", () => {
+    const sizer = new AdaptiveWaveSizer(spec({ waves: { maxSize: 100_000 } }));
+    const trace = new Trace(sizer);
+    trace.run(6, 40); // slow start to 1,600/s on a 40 ms baseline
+    const before = sizer.state.perSecond;
+    trace.run(3, QUEUED_P90); // one held tick, then whole gradient steps
+    const cut = sizer.state.perSecond;
+    expect(cut).toBeLessThan(0.3 * before);
+    trace.run(12, 40);
+    expect(sizer.state.perSecond).toBeGreaterThan(cut + 12 * GRADIENT_SMOOTHING * Math.sqrt(before));
     expect(sizer.state.perSecond).toBeGreaterThan(0.8 * before);
     expect(sizer.state.perSecond).toBeLessThanOrEqual(before);
   });
@@ -540,7 +575,7 @@ describe("AdaptiveWaveSizer: baseline re-probe", () => {
     expect(slower).toBeGreaterThan(40 + QUEUEING_ALLOWANCE_SHARE * 1_000);
     expect(slower).toBeLessThan(QUEUEING_CEILING_SHARE * 1_000);
     const rates = ratesOver(trace, sizer, 100, slower);
-    expect((sizer.state.baselineMs ?? 0) + QUEUEING_ALLOWANCE_SHARE * 1_000).toBeGreaterThan(slower); // the new normal is within tolerance
+    expect(sizer.state.baselineMs).toBeGreaterThan(slower / GRADIENT_TOLERANCE); // the probes followed it up
     expect(Math.min(...rates)).toBeLessThan(0.75 * rates[0]!); // eased off at first: it might have been us
     expect(rates.at(-1)).toBe(rates[0]); // then grew back at the new normal, to maxSize here
   });
@@ -574,6 +609,15 @@ describe("AdaptiveWaveSizer: noise", () => {
   const CEILING_MS = QUEUEING_CEILING_SHARE * 1_000; // the default 1 s latencyTarget
 
   const MAX_RECOVERY_STEP = 1 + RECOVERY_GAIN * (RECOVERY_TARGET_FRACTION / GRADIENT_MIN - 1);
+
+  /** Every step within the smoothed gradient's bounds, none past the ceiling. */
+  function expectSmoothedSteps(steps: Step[]): void {
+    for (const { step, overCeiling } of steps) {
+      expect(overCeiling).toBe(false);
+      expect(step).toBeGreaterThanOrEqual(1 - MAX_CUT - 0.01);
+      expect(step).toBeLessThanOrEqual(1.05);
+    }
+  }
 
   function expectBoundedSteps(steps: Step[]): void {
     for (const { step, overCeiling, recovering } of steps) {
@@ -610,22 +654,20 @@ describe("AdaptiveWaveSizer: noise", () => {
     for (const seed of [1, 2, 3]) {
       const { rates, steps } = noisyRun(seed, () => 50);
       expect(Math.min(...rates), `seed ${seed}`).toBeGreaterThan(10_000); // noise alone must not stop the ramp
-      for (const { step, overCeiling } of steps) {
-        expect(overCeiling).toBe(false);
-        expect(step).toBeGreaterThanOrEqual(1 - MAX_CUT - 0.01);
-        expect(step).toBeLessThanOrEqual(1.05);
-      }
+      expectSmoothedSteps(steps);
     }
   });
 
-  function expectSettles(server: (rate: number) => number, near: number): void {
+  /** pastCeiling: whether the noise may carry the smoothed p90 past the queueing ceiling. */
+  function expectSettles(server: (rate: number) => number, near: number, pastCeiling: boolean): void {
     for (const seed of [1, 2, 3, 4, 5, 7]) {
       const { rates, steps } = noisyRun(seed, server);
       const mean = rates.reduce((a, b) => a + b, 0) / rates.length;
       expect(mean, `seed ${seed}`).toBeGreaterThan(0.75 * near);
       expect(mean, `seed ${seed}`).toBeLessThan(1.5 * near);
       expect(Math.max(...rates) / Math.min(...rates), `seed ${seed}`).toBeLessThan(2.5);
-      expectBoundedSteps(steps);
+      if (pastCeiling) expectBoundedSteps(steps);
+      else expectSmoothedSteps(steps);
     }
   }
 
@@ -636,7 +678,7 @@ describe("AdaptiveWaveSizer: noise", () => {
     const ceiling = QUEUEING_CEILING_SHARE * 1_000; // the default 1 s latencyTarget
     expect(unloaded + QUEUEING_ALLOWANCE_SHARE * 1_000).toBeGreaterThan(ceiling);
     const server = (rate: number) => unloaded * Math.max(1, (rate / 400) ** 2);
-    expectSettles(server, 400 * Math.sqrt(ceiling / unloaded));
+    expectSettles(server, 400 * Math.sqrt(ceiling / unloaded), true);
   });
 
   it("±50 % noise on a fast server (50 ms, knee at 400/s): queueing up to the allowance above the baseline is tolerated, so it settles where p90 reaches it", () => {
@@ -644,7 +686,7 @@ describe("AdaptiveWaveSizer: noise", () => {
     const tolerated = unloaded + QUEUEING_ALLOWANCE_SHARE * 1_000; // the default 1 s latencyTarget
     expect(tolerated).toBeLessThan(QUEUEING_CEILING_SHARE * 1_000);
     const server = (rate: number) => unloaded * Math.max(1, (rate / 400) ** 2);
-    expectSettles(server, 400 * Math.sqrt(tolerated / unloaded));
+    expectSettles(server, 400 * Math.sqrt(tolerated / unloaded), false);
   });
 });
 

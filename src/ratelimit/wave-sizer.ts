@@ -6,7 +6,8 @@
 // Each call (one per wave decision) applies the first rule that matches:
 //   1. loss (429, 5xx, timeout, dropped connection): R ×= 0.5 once per congestion episode, pause until
 //      the largest Retry-After (at least LOSS_MIN_PAUSE_MS), leave slow start (AIMD, DESIGN);
-//   2. p90 above spec.guards.apiServer.latencyTarget, a hard ceiling: R ×= max(0.5, target/p90);
+//   2. p90 above spec.guards.apiServer.latencyTarget, a hard ceiling: R ×= max(0.5, target/p90), or
+//      the gradient's whole step (rule 4) if that cuts more;
 //   3. the tick that follows a baseline probe only re-anchors the baseline;
 //   4. the latency gradient (DESIGN, Gradient2): g = clamp(tolerated/short, 0.5, 1) with
 //      tolerated = min(baseline + 0.25·target, 0.5·target), where short is our p90 lightly smoothed
@@ -27,7 +28,7 @@
 // patch and the next reconcile follow before the next wave starts. That overhead is measured from
 // the spacing of wave decisions and the wave's writes are sent faster to make room for it, so the
 // average rate over a cycle is R, not R·period/(period + overhead).
-// The baseline is the unloaded p90: the mean of the first samples (each capped at the gradient's
+// The baseline is the unloaded p90: the mean of the first samples (each capped at slow start's
 // floor point, 2.5× the mean so far: slow start's own queue must not pass for the unloaded latency
 // and let it double again into overload), then only re-measured, every
 // BASELINE_PROBE_INTERVAL_MS (sooner after PROBE_AFTER_CONGESTED_TICKS of "queueing"), by sending one
@@ -83,11 +84,16 @@ export const QUEUEING_CEILING_SHARE = 0.5;
  * the ceiling the queue may be noise or our own and easing off is enough; above it, nothing the
  * baseline says makes the queue tolerable. With the smoothed step a full-mode stressor run (dc83ce9)
  * took ~25 s to come down from 110/s to 60/s beside a 50/s writer, p90 600–950 ms meanwhile, and the
- * bystander's p99 while both wrote was 1,063 ms. The √R term keeps a p90 just over the ceiling from
- * cutting at all (g·R + √R ≥ R while g ≥ 1 − 1/√R).
+ * bystander's p99 while both wrote was 1,063 ms. Where the ceiling is what the gradient tolerates
+ * (baseline ≥ (QUEUEING_CEILING_SHARE − QUEUEING_ALLOWANCE_SHARE) × target), the √R term keeps a p90
+ * just over it from cutting at all (g·R + √R ≥ R while g ≥ 1 − 1/√R); with a lower baseline, crossing
+ * the ceiling cuts at once by at least 1 − tolerated/ceiling (40 % at a 50 ms baseline).
  */
 export const OVER_CEILING_GRADIENT_WEIGHT = 1;
-/** Floor of the gradient, so one outlier tick cannot cut the rate by more than the smoothing allows (DESIGN). */
+/**
+ * Floor of the gradient (DESIGN): one tick cuts R by at most GRADIENT_SMOOTHING × (1 − GRADIENT_MIN)
+ * below the queueing ceiling, and to no less than GRADIENT_MIN·R + √R past it.
+ */
 export const GRADIENT_MIN = 0.5;
 /** Weight of the new estimate in R = (1 − w)·R + w·(g·R + √R) (DESIGN's 0.2). */
 export const GRADIENT_SMOOTHING = 0.2;
@@ -100,9 +106,10 @@ export const SHORT_LATENCY_ALPHA = 0.5;
 /** Latency ticks averaged into the first baseline; until then the gradient may hold but not cut. */
 export const BASELINE_WARMUP_SAMPLES = 5;
 /**
- * Most a warm-up tick may weigh, as a multiple of the mean so far: the point where the gradient hits
- * its floor, so beyond doubt queueing (in full mode slow start's own queue took a plain mean from
- * 75 to 307 ms, and slow start doubled again to 200/s into a 2.2 s p90). ±50 % noise stays below it.
+ * Most a warm-up tick may weigh, as a multiple of the mean so far: the point where slow start's
+ * gradient hits its floor, so beyond doubt queueing (in full mode slow start's own queue took a plain
+ * mean from 75 to 307 ms, and slow start doubled again to 200/s into a 2.2 s p90). ±50 % noise stays
+ * below it.
  */
 export const WARMUP_SAMPLE_CAP = GRADIENT_TOLERANCE / GRADIENT_MIN;
 /**
@@ -177,8 +184,10 @@ export const CYCLE_PERIOD_SLACK_MS = 50;
 /** Write latency assumed before any is measured, for the first concurrency. */
 export const INITIAL_LATENCY_ESTIMATE_MS = 100;
 /**
- * Concurrency = R × baseline × this. 2× leaves room for the 1.25 tolerance and noise, so concurrency
- * binds only when latency doubles, which is exactly when sending less at once helps.
+ * Concurrency = R × baseline × this. 2× leaves room for slow start's 1.25 tolerance and noise, so
+ * concurrency binds only when latency doubles, which is exactly when sending less at once helps. Out
+ * of slow start the gradient tolerates baseline + QUEUEING_ALLOWANCE_SHARE × target, more than 2× a
+ * baseline under a fifth of the target: there the in-flight cap binds first (self-clocking).
  */
 export const CONCURRENCY_HEADROOM = 2;
 /** Fewest writes in flight we ever allow: latency of one slow write must not stall a wave. */
@@ -546,7 +555,10 @@ export class AdaptiveWaveSizer implements WaveSizer {
       }
     } else if (p90 !== undefined && p90 > this.#latencyTargetMs) {
       this.#beginLatencyEpisode(previous);
-      this.#rate = previous * Math.max(LATENCY_CEILING_MIN_FACTOR, this.#latencyTargetMs / p90);
+      // Never a smaller cut than the gradient would take just below the target: the response must
+      // not weaken as latency rises past it.
+      const gradientStep = short !== undefined && short > QUEUEING_CEILING_SHARE * this.#latencyTargetMs ? gradient + Math.sqrt(previous) / previous : 1;
+      this.#rate = previous * Math.max(LATENCY_CEILING_MIN_FACTOR, Math.min(this.#latencyTargetMs / p90, gradientStep));
       this.#slowStart = false;
       this.#action = {
         limitedBy: "Latency",
@@ -556,7 +568,7 @@ export class AdaptiveWaveSizer implements WaveSizer {
       if (p90 !== undefined && baseline !== undefined) {
         // Upwards a probe is trusted (latency that stays high at half rate is not ours), though what the
         // gradient tolerates stays under QUEUEING_CEILING_SHARE of the target; downwards one
-        // lucky probe may lower the baseline by at most the tolerance, or it would read all load as queueing.
+        // lucky probe may lower the baseline by at most 1/GRADIENT_TOLERANCE, or it would read all load as queueing.
         const sample = Math.max(p90, baseline / GRADIENT_TOLERANCE);
         this.#baselineMs = baseline + PROBE_BASELINE_WEIGHT * (sample - baseline);
       }
