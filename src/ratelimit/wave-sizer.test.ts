@@ -337,33 +337,20 @@ describe("AdaptiveWaveSizer: latency", () => {
 });
 
 describe("AdaptiveWaveSizer: recovery after queueing", () => {
-  it("climbs back quickly towards the rate the latency episode began at, not by √R steps", () => {
+  it.each([
+    { episode: "the gradient eases off, below the queueing ceiling", p90: 480, ticks: 6, cutBelow: 0.8, recoveryTicks: 8 },
+    { episode: "one held tick, then whole gradient steps past the ceiling", p90: QUEUED_P90, ticks: 3, cutBelow: 0.3, recoveryTicks: 12 },
+  ])("climbs back quickly towards the rate the episode began at, not by √R steps: $episode", ({ p90, ticks, cutBelow, recoveryTicks }) => {
     const sizer = new AdaptiveWaveSizer(spec({ waves: { maxSize: 100_000 } }));
     const trace = new Trace(sizer);
     trace.run(6, 40); // slow start to 1,600/s on a 40 ms baseline
     const before = sizer.state.perSecond;
-    trace.run(6, 480); // the gradient eases off, below the queueing ceiling
+    trace.run(ticks, p90);
     const cut = sizer.state.perSecond;
-    expect(cut).toBeLessThan(0.8 * before);
-    trace.run(8, 40);
-    const additiveOnly = cut + 8 * GRADIENT_SMOOTHING * Math.sqrt(before);
+    expect(cut).toBeLessThan(cutBelow * before);
+    trace.run(recoveryTicks, 40);
+    const additiveOnly = cut + recoveryTicks * GRADIENT_SMOOTHING * Math.sqrt(before);
     expect(sizer.state.perSecond).toBeGreaterThan(additiveOnly);
-    expect(sizer.state.perSecond).toBeGreaterThan(0.8 * before);
-    expect(sizer.state.perSecond).toBeLessThanOrEqual(before);
-  });
-});
-
-describe("AdaptiveWaveSizer: recovery after a cut past the ceiling", () => {
-  it("climbs back towards the rate the episode began at by a quarter of the gap a wave, not by √R steps", () => {
-    const sizer = new AdaptiveWaveSizer(spec({ waves: { maxSize: 100_000 } }));
-    const trace = new Trace(sizer);
-    trace.run(6, 40); // slow start to 1,600/s on a 40 ms baseline
-    const before = sizer.state.perSecond;
-    trace.run(3, QUEUED_P90); // one held tick, then whole gradient steps
-    const cut = sizer.state.perSecond;
-    expect(cut).toBeLessThan(0.3 * before);
-    trace.run(12, 40);
-    expect(sizer.state.perSecond).toBeGreaterThan(cut + 12 * GRADIENT_SMOOTHING * Math.sqrt(before));
     expect(sizer.state.perSecond).toBeGreaterThan(0.8 * before);
     expect(sizer.state.perSecond).toBeLessThanOrEqual(before);
   });
