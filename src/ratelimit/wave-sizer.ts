@@ -535,6 +535,9 @@ export class AdaptiveWaveSizer implements WaveSizer {
     const tolerated = baseline === undefined ? undefined : this.#tolerated(baseline);
     const gradient = short !== undefined && tolerated !== undefined ? clamp(tolerated / short, GRADIENT_MIN, 1) : 1;
     if (short !== undefined) this.#congestedTicks = gradient < 1 ? this.#congestedTicks + 1 : 0;
+    const overCeiling = short !== undefined && short > QUEUEING_CEILING_SHARE * this.#latencyTargetMs;
+    // Gradient2's estimate; rule 4 takes a GRADIENT_SMOOTHING share of it below the ceiling.
+    const gradientRate = gradient * previous + Math.sqrt(previous);
     const warm = this.#baselineSamples >= BASELINE_WARMUP_SAMPLES;
     const latencyNote = short === undefined ? "" : `p90 ${formatMs(short)}${baseline === undefined ? "" : `, baseline ${formatMs(baseline)}`}`;
     // Decided from the last wave, not from elapsed time, so a slow reconcile cadence cannot freeze growth.
@@ -557,8 +560,8 @@ export class AdaptiveWaveSizer implements WaveSizer {
       this.#beginLatencyEpisode(previous);
       // Never a smaller cut than the gradient would take just below the target: the response must
       // not weaken as latency rises past it.
-      const gradientStep = short !== undefined && short > QUEUEING_CEILING_SHARE * this.#latencyTargetMs ? gradient + Math.sqrt(previous) / previous : 1;
-      this.#rate = previous * Math.max(LATENCY_CEILING_MIN_FACTOR, Math.min(this.#latencyTargetMs / p90, gradientStep));
+      const gradientFactor = overCeiling ? gradientRate / previous : 1;
+      this.#rate = previous * Math.max(LATENCY_CEILING_MIN_FACTOR, Math.min(this.#latencyTargetMs / p90, gradientFactor));
       this.#slowStart = false;
       this.#action = {
         limitedBy: "Latency",
@@ -577,9 +580,8 @@ export class AdaptiveWaveSizer implements WaveSizer {
       this.#beginLatencyEpisode(previous);
       this.#action = { limitedBy: "Latency", note: `write latency ${latencyNote}: holding to see whether it is queueing` };
     } else if (gradient < 1) {
-      const overCeiling = (short ?? 0) > QUEUEING_CEILING_SHARE * this.#latencyTargetMs;
       const weight = overCeiling ? OVER_CEILING_GRADIENT_WEIGHT : GRADIENT_SMOOTHING;
-      const eased = (1 - weight) * previous + weight * (gradient * previous + Math.sqrt(previous));
+      const eased = (1 - weight) * previous + weight * gradientRate;
       this.#beginLatencyEpisode(previous);
       this.#rate = Math.min(previous, eased);
       this.#slowStart = false;
