@@ -11,6 +11,7 @@ import {
   LOSS_DECREASE_FACTOR,
   MAX_CONCURRENCY,
   MAX_CYCLE_OVERHEAD_SHARE,
+  MAX_LATE_WAVE_CREDIT_SHARE,
   MIN_CONCURRENCY,
   PROBE_RATE_FACTOR,
   QUEUEING_ALLOWANCE_SHARE,
@@ -216,6 +217,17 @@ describe("AdaptiveWaveSizer: wave cycle overhead", () => {
     const last = cycles(sizer, 20, 5_000).at(-1)!.decision.rateLimit;
     expect(last.sendPerSecond).toBeCloseTo(last.perSecond / (1 - MAX_CYCLE_OVERHEAD_SHARE), 2);
     expect(last.concurrency).toBe(Math.ceil((((last.sendPerSecond ?? 0) * 40) / 1_000) * 2)); // Little's law × 2 headroom at the send pace
+  });
+
+  it("gives a late wave what the rate allowed since the previous wave started, up to MAX_LATE_WAVE_CREDIT_SHARE more", () => {
+    const sizer = new AdaptiveWaveSizer(spec({ waves: { initialSize: 50, maxSize: 5_000 } }));
+    const trace = new Trace(sizer);
+    trace.run(2, 40);
+    for (const lateMs of [0, 300, 2_000]) {
+      trace.now += lateMs;
+      const { size, rateLimit } = trace.step(40);
+      expect(size).toBe(Math.round(rateLimit.perSecond * (1 + Math.min(lateMs / 1_000, MAX_LATE_WAVE_CREDIT_SHARE))));
+    }
   });
 });
 
@@ -531,7 +543,8 @@ describe("AdaptiveWaveSizer: peek between waves", () => {
     expect(sizer.peek({ now: trace.now - 500, remaining: 1_000_000, pending: 450 })).toMatchObject({ size: 50, limitedBy: "Scheduler" });
     expect(sizer.peek({ now: trace.now - 500, remaining: 1_000_000, retryAfterUntil: trace.now + 2_000 })).toMatchObject({ size: 0, limitedBy: "ApiServer" });
     expect(sizer.state.perSecond).toBe(before);
-    // The wave before the peeks was sent in full, so slow start still doubles once the pause is over.
+    // The wave before the peeks was sent in full, so slow start still doubles once the pause is over;
+    // the pause the server asked for earns the late wave no credit.
     trace.now += 2_000;
     expect(trace.step(40).size).toBe(400);
   });

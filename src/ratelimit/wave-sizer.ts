@@ -181,6 +181,14 @@ export const CYCLE_OVERHEAD_ALPHA = 0.5;
 export const CYCLE_OVERHEAD_DECAY = 0.9;
 /** A cycle within this much of the period waited for minInterval rather than ran long. */
 export const CYCLE_PERIOD_SLACK_MS = 50;
+/**
+ * A wave that starts late, because the previous cycle ran past the period (its slowest answers, the
+ * reconcile), carries what the rate allowed since the previous wave started, up to this share of the
+ * period more. The rate the sizer chose is then the rate sent, not R × period / cycle: the overhead
+ * estimate only ever catches up with a cycle that already ran long (2–8 % of every period in the
+ * 07:12 full run).
+ */
+export const MAX_LATE_WAVE_CREDIT_SHARE = 0.5;
 /** Write latency assumed before any is measured, for the first concurrency. */
 export const INITIAL_LATENCY_ESTIMATE_MS = 100;
 /**
@@ -464,6 +472,10 @@ export class AdaptiveWaveSizer implements WaveSizer {
 
   next(signals: WaveSignals): WaveDecision {
     const { now } = signals;
+    // No credit for time the server asked us to wait (Retry-After): that is not time the rate allowed.
+    const credited = this.#lastWave.size > 0 && this.#pauseUntil <= this.#lastWave.at;
+    const sinceLastWave = credited ? now - this.#lastWave.at : 0;
+    const windowMs = clamp(sinceLastWave, this.#periodMs, this.#periodMs * (1 + MAX_LATE_WAVE_CREDIT_SHARE));
     this.#measureCycle(now);
     this.#control(signals);
     this.#lastProbeAt ??= now;
@@ -478,7 +490,7 @@ export class AdaptiveWaveSizer implements WaveSizer {
       this.#baselineSamples >= BASELINE_WARMUP_SAMPLES &&
       (sinceProbe >= BASELINE_PROBE_INTERVAL_MS || (sinceProbe >= PROBE_MIN_SPACING_MS && this.#congestedTicks >= PROBE_AFTER_CONGESTED_TICKS));
     if (probe) this.#probe = "sending";
-    const { rateSize, ...decision } = this.#decide(signals);
+    const { rateSize, ...decision } = this.#decide(signals, windowMs);
     const pace = decision.rateLimit.sendPerSecond ?? decision.rateLimit.perSecond;
     this.#lastWave = { size: decision.size, rateSize, at: now, sendMs: pace > 0 ? (decision.size / pace) * 1_000 : 0 };
     return decision;
@@ -491,23 +503,26 @@ export class AdaptiveWaveSizer implements WaveSizer {
     if (now < this.#pauseUntil) {
       return pauseDecision(now, this.#pauseUntil, this.#rateLimit(1), `; then ${formatRate(this.#rate)} (${this.#action.note})`);
     }
-    const { rateSize: _, ...decision } = this.#decide(signals);
+    const { rateSize: _, ...decision } = this.#decide(signals, this.#periodMs);
     return decision;
   }
 
-  /** The wave the current rate allows, bounded by the guards; a probe wave goes at PROBE_RATE_FACTOR. */
-  #decide(signals: Omit<WaveSignals, "writes">): WaveDecision & { rateSize: number } {
+  /**
+   * The wave the current rate allows over `windowMs` (the period, or longer for a late wave), bounded
+   * by the guards; a probe wave goes at PROBE_RATE_FACTOR.
+   */
+  #decide(signals: Omit<WaveSignals, "writes">, windowMs: number): WaveDecision & { rateSize: number } {
     const probe = this.#probe === "sending";
     const factor = probe ? PROBE_RATE_FACTOR : 1;
     const { minSize, maxSize } = this.#spec.waves;
-    const raw = Math.round((this.#rate * factor * this.#periodMs) / 1_000);
+    const raw = Math.round((this.#rate * factor * windowMs) / 1_000);
     const size = clamp(raw, minSize, maxSize);
     const bound = raw >= maxSize ? ", at spec.waves.maxSize" : raw <= minSize ? ", at spec.waves.minSize" : "";
     const note = probe ? `re-measuring unloaded write latency at ${PROBE_RATE_FACTOR}× rate for one wave` : this.#action.note;
     const base: Candidate = {
       size,
       limitedBy: probe ? "Rate" : this.#action.limitedBy,
-      message: `${formatRate(this.#rate * factor)} writes → ${size} pods per ${formatMs(this.#periodMs)} wave${bound} (${note})`,
+      message: `${formatRate(this.#rate * factor)} writes → ${size} pods per ${formatMs(windowMs)} wave${bound} (${note})`,
     };
     const chosen = pickSmallest(guardCandidates(this.#spec, signals), base);
     return { ...chosen, rateLimit: this.#rateLimit(factor), waitMs: 0, rateSize: size };
