@@ -239,6 +239,30 @@ describe("Informer", () => {
     await stop();
   });
 
+  it("keeps only what `keep` accepts: from the list, and as watch events move objects out of it and back", async () => {
+    const api = new FakeApi();
+    api.put("unbound", "");
+    api.put("bound", "node-a");
+    const { informer, seen, stop } = startInformer(api, { keep: (raw) => !(raw as Pod).spec?.nodeName });
+    await informer.waitForSync();
+    await settle();
+    expect(seen.adds).toEqual(["unbound@101"]);
+    const watch = api.lastWatch;
+
+    watch.push("MODIFIED", api.put("bound", "node-b")); // still rejected, never held: no handler
+    watch.push("MODIFIED", api.put("unbound", "node-a")); // leaves: removed, as a DELETED event would
+    await settle();
+    expect(seen.deletes).toEqual(["unbound@104"]);
+    expect(informer.size).toBe(0);
+
+    watch.push("ADDED", api.put("new", ""));
+    await settle();
+    expect(seen.adds).toEqual(["unbound@101", "new@105"]);
+    expect(seen.updates).toEqual([]);
+    expect(informer.size).toBe(1);
+    await stop();
+  });
+
   it("fires onDelete only for an object it held", async () => {
     const api = new FakeApi();
     api.put("a");

@@ -44,6 +44,12 @@ export interface InformerOptions<T extends ObjectWithMeta> {
   labelSelector?: string;
   fieldSelector?: string;
   metadataOnly?: boolean;
+  /**
+   * A client-side selector, for what a field selector cannot say cheaply: objects it rejects are not
+   * cached, and a watch event that moves a held object out of it removes it (onDelete), as the server
+   * does for an object that leaves a field selector.
+   */
+  keep?: (raw: ObjectWithMeta) => boolean;
   /** Shapes each object before it is cached (default: drops managedFields). */
   transform?: (raw: ObjectWithMeta) => T;
   indexers?: Record<string, Indexer<T>>;
@@ -195,6 +201,7 @@ export class Informer<T extends ObjectWithMeta> {
         signal,
       });
       for (const raw of res.body.items ?? []) {
+        if (this.#opts.keep && !this.#opts.keep(raw)) continue;
         const obj = this.#transform(raw);
         fresh.set(objectKey(obj), obj);
       }
@@ -234,10 +241,11 @@ export class Informer<T extends ObjectWithMeta> {
       const rv = event.object.metadata?.resourceVersion;
       if (rv) this.#resourceVersion = rv;
       if (event.type === "BOOKMARK") continue;
+      const left = event.type === "DELETED" || (this.#opts.keep !== undefined && !this.#opts.keep(event.object));
       const obj = this.#transform(event.object);
       const key = objectKey(obj);
       // Handlers see the object's last state, as the DELETED event carries it.
-      if (event.type === "DELETED") this.#remove(key, obj);
+      if (left) this.#remove(key, obj);
       else this.#upsert(key, obj);
     }
     return count;

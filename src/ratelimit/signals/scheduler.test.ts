@@ -14,7 +14,7 @@ import {
 const logger = pino({ level: "silent" });
 const NO_NODE = "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.";
 
-function rawPod(name: string, opts: { ns?: string; rollout?: string; gates?: boolean; condition?: { status: string; reason?: string; message?: string }; deleting?: boolean } = {}) {
+function rawPod(name: string, opts: { ns?: string; rollout?: string; gates?: boolean; condition?: { status: string; reason?: string; message?: string }; deleting?: boolean; node?: string } = {}) {
   return {
     metadata: {
       name,
@@ -24,7 +24,7 @@ function rawPod(name: string, opts: { ns?: string; rollout?: string; gates?: boo
       managedFields: [{ manager: "kubectl" }],
       ...(opts.deleting ? { deletionTimestamp: "2026-01-01T00:00:00Z" } : {}),
     },
-    spec: { containers: [{ name: "c", image: "busybox" }], ...(opts.gates ? { schedulingGates: [{ name: "example.com/quota" }] } : {}) },
+    spec: { containers: [{ name: "c", image: "busybox" }], ...(opts.gates ? { schedulingGates: [{ name: "example.com/quota" }] } : {}), ...(opts.node ? { nodeName: opts.node } : {}) },
     status: { phase: "Pending", conditions: opts.condition ? [{ type: "PodScheduled", lastTransitionTime: "2026-01-01T00:00:00Z", ...opts.condition }] : [] },
   };
 }
@@ -111,6 +111,7 @@ describe("SchedulerSignal", () => {
       rawPod("fleet-1", { rollout: "fleet", gates: true }),
       rawPod("fleet-0", { ns: "other", rollout: "fleet" }),
       rawPod("stray"),
+      rawPod("fleet-2", { rollout: "fleet", node: "node-a" }), // Pending but bound: the kubelet's, not the scheduler's
     ]);
     const signal = new SchedulerSignal({ client, logger });
     expect(signal.pending("Rollout", "sims/fleet")).toBeUndefined();

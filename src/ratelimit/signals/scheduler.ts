@@ -3,11 +3,19 @@
 //
 // Why a slim full-object informer and not a metadata-only one (DESIGN sketched the latter): the split
 // into Unschedulable / SchedulingGated / not yet tried lives in status.conditions (PodScheduled) and
-// spec.schedulingGates, and PartialObjectMetadata carries neither. The field selector
-// `spec.nodeName=` makes the API server send only unbound pods, and a pod that gets bound leaves the
-// watch as a DELETED event, so the cache holds exactly the scheduler's backlog: its size follows the
-// backlog (which the guard keeps near maxPending), not the cluster. Each cached pod keeps a handful of
-// strings (slimUnscheduledPod), so even a 10,000-pod backlog costs a few MB.
+// spec.schedulingGates, and PartialObjectMetadata carries neither. The API server sends Pending pods
+// and the informer keeps those without a node, dropping a pod once it is bound, so the cache holds
+// exactly the scheduler's backlog: its size follows the backlog (which the guard keeps near
+// maxPending), not the cluster. Each cached pod keeps a handful of strings (slimUnscheduledPod), so
+// even a 10,000-pod backlog costs a few MB.
+//
+// Why not the field selector `spec.nodeName=`: the API server's watch cache serves an exact
+// spec.nodeName match from its per-node index, built for kubelets, and gives such a watch a buffer of
+// 10 events. Every pod created and bound in the cluster passes through this one, so a 100 pods/s
+// rollout overflowed it whenever the operator paused for some 50 ms, and the server cut it: 189 times
+// in 3 minutes of one benchmark run (bench/HISTORY.md, 2026-11-23 09:30). `status.phase=Pending` is
+// not indexed and gets a buffer sized to the cache (hundreds); it also sends the few bound pods that
+// are not Running yet, which the informer drops on arrival.
 
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
@@ -19,10 +27,15 @@ import type { MetricsEndpoint } from "./metrics-endpoint.ts";
 import { parseFamilies } from "./prometheus.ts";
 
 /**
- * Pods no node has been chosen for, minus finished ones (a pod can fail before it is bound, e.g.
- * rejected by an admission plugin on the node side; it no longer waits).
+ * Pods not started yet; those without a node (isUnbound) are the scheduler's. A pod that failed before
+ * it was bound (e.g. rejected by an admission plugin on the node side) is not Pending: it no longer waits.
  */
-export const UNSCHEDULED_PODS_FIELD_SELECTOR = "spec.nodeName=,status.phase!=Succeeded,status.phase!=Failed";
+export const UNSCHEDULED_PODS_FIELD_SELECTOR = "status.phase=Pending";
+
+/** No node chosen yet: the client-side half of the selector (see the top of this file). */
+export function isUnbound(raw: ObjectWithMeta): boolean {
+  return !(raw as { spec?: { nodeName?: string } }).spec?.nodeName;
+}
 /** Index name: unscheduled pods by "<namespace>/<value of batchrollout.dev/name>". */
 export const BY_ROLLOUT_NAME = "byRolloutName";
 /** kube-scheduler's gauge of pods in its queues, by queue (active, backoff, unschedulable, gated). */
@@ -166,6 +179,7 @@ export class SchedulerSignal {
         client: opts.client,
         path: resourcePath(PODS, { namespace: opts.namespace }),
         fieldSelector: UNSCHEDULED_PODS_FIELD_SELECTOR,
+        keep: isUnbound,
         transform: slimUnscheduledPod,
         indexers: {
           [BY_ROLLOUT_NAME]: (pod) => {
