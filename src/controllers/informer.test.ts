@@ -239,7 +239,7 @@ describe("Informer", () => {
     await stop();
   });
 
-  it("keeps only what `keep` accepts: from the list, and as watch events move objects out of it and back", async () => {
+  it("keeps only what `keep` accepts: from the list, and as watch events move objects out of it and back in", async () => {
     const api = new FakeApi();
     api.put("unbound", "");
     api.put("bound", "node-a");
@@ -250,16 +250,17 @@ describe("Informer", () => {
     const watch = api.lastWatch;
 
     watch.push("MODIFIED", api.put("bound", "node-b")); // still rejected, never held: no handler
-    watch.push("MODIFIED", api.put("unbound", "node-a")); // leaves: removed, as a DELETED event would
+    watch.push("MODIFIED", api.put("unbound", "node-a")); // leaves: removed as handlers last saw it
     await settle();
-    expect(seen.deletes).toEqual(["unbound@104"]);
+    expect(seen.deletes).toEqual(["unbound@101"]);
     expect(informer.size).toBe(0);
 
+    watch.push("MODIFIED", api.put("unbound", "")); // back in
     watch.push("ADDED", api.put("new", ""));
     await settle();
-    expect(seen.adds).toEqual(["unbound@101", "new@105"]);
+    expect(seen.adds).toEqual(["unbound@101", "unbound@105", "new@106"]);
     expect(seen.updates).toEqual([]);
-    expect(informer.size).toBe(1);
+    expect(informer.size).toBe(2);
     await stop();
   });
 

@@ -46,8 +46,8 @@ export interface InformerOptions<T extends ObjectWithMeta> {
   metadataOnly?: boolean;
   /**
    * A client-side selector, for what a field selector cannot say cheaply: objects it rejects are not
-   * cached, and a watch event that moves a held object out of it removes it (onDelete), as the server
-   * does for an object that leaves a field selector.
+   * cached, and a watch event that moves a held object out of it removes it, handlers seeing the last
+   * state they were told of in onDelete.
    */
   keep?: (raw: ObjectWithMeta) => boolean;
   /** Shapes each object before it is cached (default: drops managedFields). */
@@ -241,11 +241,11 @@ export class Informer<T extends ObjectWithMeta> {
       const rv = event.object.metadata?.resourceVersion;
       if (rv) this.#resourceVersion = rv;
       if (event.type === "BOOKMARK") continue;
-      const left = event.type === "DELETED" || (this.#opts.keep !== undefined && !this.#opts.keep(event.object));
       const obj = this.#transform(event.object);
       const key = objectKey(obj);
       // Handlers see the object's last state, as the DELETED event carries it.
-      if (left) this.#remove(key, obj);
+      if (event.type === "DELETED") this.#remove(key, obj);
+      else if (this.#opts.keep && !this.#opts.keep(event.object)) this.#leave(key);
       else this.#upsert(key, obj);
     }
     return count;
@@ -262,6 +262,12 @@ export class Informer<T extends ObjectWithMeta> {
       if (old) h.onUpdate?.(old, obj);
       else h.onAdd?.(obj);
     }
+  }
+
+  /** An object moved out of `keep`: removed as the state the handlers last saw. */
+  #leave(key: string): void {
+    const held = this.#store.get(key);
+    if (held) this.#remove(key, held);
   }
 
   /**

@@ -219,15 +219,31 @@ describe("AdaptiveWaveSizer: wave cycle overhead", () => {
     expect(last.concurrency).toBe(Math.ceil((((last.sendPerSecond ?? 0) * 40) / 1_000) * 2)); // Little's law × 2 headroom at the send pace
   });
 
-  it("gives a late wave what the rate allowed since the previous wave started, up to MAX_LATE_WAVE_CREDIT_SHARE more", () => {
+  it("gives a late wave what the rate allowed in the extra time, at the lower of the old and new rate, up to MAX_LATE_WAVE_CREDIT_SHARE", () => {
     const sizer = new AdaptiveWaveSizer(spec({ waves: { initialSize: 50, maxSize: 5_000 } }));
     const trace = new Trace(sizer);
     trace.run(2, 40);
     for (const lateMs of [0, 300, 2_000]) {
       trace.now += lateMs;
-      const { size, rateLimit } = trace.step(40);
-      expect(size).toBe(Math.round(rateLimit.perSecond * (1 + Math.min(lateMs / 1_000, MAX_LATE_WAVE_CREDIT_SHARE))));
+      const before = sizer.state.perSecond;
+      const { size, rateLimit } = trace.step(40); // slow start: the rate doubles on this tick
+      const creditS = Math.min(lateMs / 1_000, MAX_LATE_WAVE_CREDIT_SHARE);
+      expect(size).toBe(Math.round(rateLimit.perSecond + Math.min(before, rateLimit.perSecond) * creditS));
     }
+  });
+
+  it("gives a late wave no credit for a Retry-After pause, nor while it holds or cuts for latency", () => {
+    const sizer = new AdaptiveWaveSizer(spec({ waves: { initialSize: 50, maxSize: 5_000 } }));
+    const trace = new Trace(sizer);
+    trace.run(3, 40);
+    trace.now += 600;
+    // The pause began after the last wave and is over by now: the wave is one period's worth.
+    const paused = trace.step(40, {}, { retryAfterUntil: trace.now - 100 });
+    expect(paused.size).toBe(Math.round(paused.rateLimit.perSecond));
+    trace.now += 600;
+    const queued = trace.step(QUEUED_P90);
+    expect(queued.limitedBy).toBe("Latency");
+    expect(queued.size).toBe(Math.round(queued.rateLimit.perSecond));
   });
 });
 

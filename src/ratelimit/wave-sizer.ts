@@ -1,7 +1,7 @@
 // The wave sizer: how many pods the next wave creates, and at what pace the pacer sends them.
 //
-// Adaptive control variable: R, the write rate in writes/s. A wave is R × the wave period, so a wave
-// takes about one period to send; concurrency is derived from R by Little's law with headroom, so
+// Adaptive control variable: R, the write rate in writes/s. A wave is R × the wave period (plus what
+// a late cycle left unsent, MAX_LATE_WAVE_CREDIT_SHARE), so a wave takes about one period to send; concurrency is derived from R by Little's law with headroom, so
 // when the server slows the in-flight cap binds at once (self-clocking) before the controller reacts.
 // Each call (one per wave decision) applies the first rule that matches:
 //   1. loss (429, 5xx, timeout, dropped connection): R ×= 0.5 once per congestion episode, pause until
@@ -36,7 +36,7 @@
 // queueing upwards, and one fed only by "uncongested" ticks keeps the low noise and drops the high,
 // sinking until all load reads as queueing (both seen in simulation).
 // Finally
-//   wave = min(clamp(R·period, minSize, maxSize), maxPending − pending, ipFree − reserve, nodeSlots,
+//   wave = min(clamp(R·period + credit, minSize, maxSize), maxPending − pending, ipFree − reserve, nodeSlots,
 //              budget, remaining)
 // with the winning term recorded as limitedBy; guards may take the wave to 0, minSize never lifts it.
 
@@ -182,11 +182,11 @@ export const CYCLE_OVERHEAD_DECAY = 0.9;
 /** A cycle within this much of the period waited for minInterval rather than ran long. */
 export const CYCLE_PERIOD_SLACK_MS = 50;
 /**
- * A wave that starts late, because the previous cycle ran past the period (its slowest answers, the
- * reconcile), carries what the rate allowed since the previous wave started, up to this share of the
- * period more. The rate the sizer chose is then the rate sent, not R × period / cycle: the overhead
- * estimate only ever catches up with a cycle that already ran long (2–8 % of every period in the
- * 07:12 full run).
+ * A wave decided later than one period after the previous one (its slowest answers, the reconcile)
+ * also carries what the rate allowed in the extra time, up to this share of the period. The rate the
+ * sizer chose is then the rate sent, not R × period / cycle: the overhead estimate only ever catches
+ * up with a cycle that already ran long (1 s waves cycled in 1.075 s median in the 07:12 full run).
+ * See #lateMs for when a late wave earns nothing.
  */
 export const MAX_LATE_WAVE_CREDIT_SHARE = 0.5;
 /** Write latency assumed before any is measured, for the first concurrency. */
@@ -281,6 +281,13 @@ function formatMs(ms: number): string {
 function formatRate(perSecond: number): string {
   return perSecond >= 10 ? `${Math.round(perSecond)}/s` : `${perSecond.toFixed(1)}/s`;
 }
+
+/** Time a late wave is credited for, and at what rate. */
+interface Credit {
+  ms: number;
+  perSecond: number;
+}
+const NO_CREDIT: Credit = { ms: 0, perSecond: 0 };
 
 function clamp(value: number, min: number, max: number): number {
   return Math.min(max, Math.max(min, value));
@@ -470,14 +477,25 @@ export class AdaptiveWaveSizer implements WaveSizer {
     this.#overheadMs += CYCLE_OVERHEAD_ALPHA * (sample - this.#overheadMs);
   }
 
+  /**
+   * How late the wave now decided is, as far as that earns it credit. None after a Retry-After pause
+   * that began since the last wave (not time the rate allowed), and none unless the rate rule acts:
+   * while the sizer holds or cuts for latency, or after a loss, a long cycle is the server's answers
+   * slowing (sending self-clocked by the in-flight cap), and bigger waves would only slow the loop.
+   */
+  #lateMs(last: { size: number; at: number }, now: number): number {
+    if (last.size === 0 || this.#pauseUntil > last.at || this.#action.limitedBy !== "Rate") return 0;
+    return clamp(now - last.at - this.#periodMs, 0, MAX_LATE_WAVE_CREDIT_SHARE * this.#periodMs);
+  }
+
   next(signals: WaveSignals): WaveDecision {
     const { now } = signals;
-    // No credit for time the server asked us to wait (Retry-After): that is not time the rate allowed.
-    const credited = this.#lastWave.size > 0 && this.#pauseUntil <= this.#lastWave.at;
-    const sinceLastWave = credited ? now - this.#lastWave.at : 0;
-    const windowMs = clamp(sinceLastWave, this.#periodMs, this.#periodMs * (1 + MAX_LATE_WAVE_CREDIT_SHARE));
+    const lastWave = this.#lastWave;
+    const rateBefore = this.#rate;
     this.#measureCycle(now);
     this.#control(signals);
+    // The late time is credited at the rate that applied then, or the new one if lower.
+    const late: Credit = { ms: this.#lateMs(lastWave, now), perSecond: Math.min(rateBefore, this.#rate) };
     this.#lastProbeAt ??= now;
     this.#lastWave = { size: 0, rateSize: 0, at: now, sendMs: 0 };
     if (signals.remaining <= 0) return doneDecision(this.#rateLimit(1));
@@ -490,7 +508,7 @@ export class AdaptiveWaveSizer implements WaveSizer {
       this.#baselineSamples >= BASELINE_WARMUP_SAMPLES &&
       (sinceProbe >= BASELINE_PROBE_INTERVAL_MS || (sinceProbe >= PROBE_MIN_SPACING_MS && this.#congestedTicks >= PROBE_AFTER_CONGESTED_TICKS));
     if (probe) this.#probe = "sending";
-    const { rateSize, ...decision } = this.#decide(signals, windowMs);
+    const { rateSize, ...decision } = this.#decide(signals, late);
     const pace = decision.rateLimit.sendPerSecond ?? decision.rateLimit.perSecond;
     this.#lastWave = { size: decision.size, rateSize, at: now, sendMs: pace > 0 ? (decision.size / pace) * 1_000 : 0 };
     return decision;
@@ -503,29 +521,31 @@ export class AdaptiveWaveSizer implements WaveSizer {
     if (now < this.#pauseUntil) {
       return pauseDecision(now, this.#pauseUntil, this.#rateLimit(1), `; then ${formatRate(this.#rate)} (${this.#action.note})`);
     }
-    const { rateSize: _, ...decision } = this.#decide(signals, this.#periodMs);
+    const { rateSize: _, ...decision } = this.#decide(signals, NO_CREDIT);
     return decision;
   }
 
   /**
-   * The wave the current rate allows over `windowMs` (the period, or longer for a late wave), bounded
-   * by the guards; a probe wave goes at PROBE_RATE_FACTOR.
+   * The wave the current rate allows in one period, plus the late credit, bounded by the guards; a
+   * probe wave goes at PROBE_RATE_FACTOR. rateSize leaves the credit out: the app-limited test
+   * compares a guard-held wave with what the rate alone allows.
    */
-  #decide(signals: Omit<WaveSignals, "writes">, windowMs: number): WaveDecision & { rateSize: number } {
+  #decide(signals: Omit<WaveSignals, "writes">, late: Credit): WaveDecision & { rateSize: number } {
     const probe = this.#probe === "sending";
     const factor = probe ? PROBE_RATE_FACTOR : 1;
     const { minSize, maxSize } = this.#spec.waves;
-    const raw = Math.round((this.#rate * factor * windowMs) / 1_000);
+    const raw = Math.round((factor * (this.#rate * this.#periodMs + late.perSecond * late.ms)) / 1_000);
     const size = clamp(raw, minSize, maxSize);
+    const rateSize = clamp(Math.round((this.#rate * factor * this.#periodMs) / 1_000), minSize, maxSize);
     const bound = raw >= maxSize ? ", at spec.waves.maxSize" : raw <= minSize ? ", at spec.waves.minSize" : "";
     const note = probe ? `re-measuring unloaded write latency at ${PROBE_RATE_FACTOR}× rate for one wave` : this.#action.note;
     const base: Candidate = {
       size,
       limitedBy: probe ? "Rate" : this.#action.limitedBy,
-      message: `${formatRate(this.#rate * factor)} writes → ${size} pods per ${formatMs(windowMs)} wave${bound} (${note})`,
+      message: `${formatRate(this.#rate * factor)} writes → ${size} pods per ${formatMs(this.#periodMs + late.ms)} wave${bound} (${note})`,
     };
     const chosen = pickSmallest(guardCandidates(this.#spec, signals), base);
-    return { ...chosen, rateLimit: this.#rateLimit(factor), waitMs: 0, rateSize: size };
+    return { ...chosen, rateLimit: this.#rateLimit(factor), waitMs: 0, rateSize };
   }
 
   #control(signals: WaveSignals): void {

@@ -196,7 +196,8 @@ function startScheduler(binDir: string): void {
 
 function startKwok(binDir: string): void {
   startProcess("kwok", "nice", [
-    `--adjustment=${KWOK_NICE}`,
+    "-n",
+    String(KWOK_NICE),
     join(binDir, "kwok"),
     `--kubeconfig=${join(paths.config, "kwok.kubeconfig")}`,
     `--config=${join(REPO_ROOT, "test/cluster/kwok/kwok.yaml")}`,
