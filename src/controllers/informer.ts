@@ -241,11 +241,15 @@ export class Informer<T extends ObjectWithMeta> {
       const rv = event.object.metadata?.resourceVersion;
       if (rv) this.#resourceVersion = rv;
       if (event.type === "BOOKMARK") continue;
+      // An object outside `keep` is never shaped: only its key matters, to drop what the cache held.
+      if (event.type !== "DELETED" && this.#opts.keep && !this.#opts.keep(event.object)) {
+        this.#leave(objectKey(event.object));
+        continue;
+      }
       const obj = this.#transform(event.object);
       const key = objectKey(obj);
       // Handlers see the object's last state, as the DELETED event carries it.
       if (event.type === "DELETED") this.#remove(key, obj);
-      else if (this.#opts.keep && !this.#opts.keep(event.object)) this.#leave(key);
       else this.#upsert(key, obj);
     }
     return count;

@@ -534,9 +534,10 @@ export class AdaptiveWaveSizer implements WaveSizer {
     const probe = this.#probe === "sending";
     const factor = probe ? PROBE_RATE_FACTOR : 1;
     const { minSize, maxSize } = this.#spec.waves;
-    const raw = Math.round((factor * (this.#rate * this.#periodMs + late.perSecond * late.ms)) / 1_000);
+    const perPeriod = (this.#rate * factor * this.#periodMs) / 1_000;
+    const raw = Math.round(perPeriod + (factor * late.perSecond * late.ms) / 1_000);
     const size = clamp(raw, minSize, maxSize);
-    const rateSize = clamp(Math.round((this.#rate * factor * this.#periodMs) / 1_000), minSize, maxSize);
+    const rateSize = clamp(Math.round(perPeriod), minSize, maxSize);
     const bound = raw >= maxSize ? ", at spec.waves.maxSize" : raw <= minSize ? ", at spec.waves.minSize" : "";
     const note = probe ? `re-measuring unloaded write latency at ${PROBE_RATE_FACTOR}× rate for one wave` : this.#action.note;
     const base: Candidate = {
