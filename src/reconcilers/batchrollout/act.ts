@@ -56,7 +56,7 @@ export interface ActOptions {
   expectations: Expectations;
   key: string;
   rollout: BatchRollout;
-  plan: Plan;
+  plan: Pick<Plan, "creates" | "deletes">;
   templateHash: string;
   /** UIDs of the pods the plan deletes, so a delete never hits a pod recreated under the same name. */
   podUids: ReadonlyMap<string, string | undefined>;
@@ -110,8 +110,12 @@ export async function executeWrites(opts: ActOptions): Promise<WaveWriteResult> 
           }),
         () => false,
       );
-      if (result === "skipped") expectations.observeDelete(key, name);
-      else outcome.deleted++;
+      if (result === "skipped") {
+        expectations.observeDelete(key, name);
+        outcome.failed++;
+      } else {
+        outcome.deleted++;
+      }
     } catch (err) {
       expectations.observeDelete(key, name);
       // Gone already, or replaced by a pod with another UID (409 precondition): nothing to delete.
