@@ -19,6 +19,8 @@ export interface MethodResult {
   writer?: WriterOutcome;
   notes: string[];
   figures: Figures;
+  /** Distinct pods of the method's namespace the test bed's kubelet (kwok) played twice, from its log. */
+  kwokReplayed?: number;
   stressor?: StressorFigures;
   samples: Sample[];
 }

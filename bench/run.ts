@@ -14,6 +14,7 @@ import { MODES, type Mode, checkCapacity, methodDeadlineMs, selectMethods } from
 import { deleteNamespace, leftoverNamespaces, removeControllers } from "./namespaces.ts";
 import { rolloutsPath } from "./methods/batchrollout.ts";
 import { runChart } from "./report/charts.ts";
+import { KwokLog } from "./scrape/kwok-log.ts";
 import { methodTable, renderMarkdown, targetTable } from "./report/markdown.ts";
 import { computeTargets } from "./report/targets.ts";
 import type { MethodResult, RunResult } from "./result.ts";
@@ -122,6 +123,8 @@ async function main(): Promise<void> {
   );
 
   const sampler = new Sampler(admin);
+  const kwokLog = new KwokLog(join(paths.logs, "kwok.log"));
+  kwokLog.scan(); // what the cluster's earlier runs left is not this run's
   const results: MethodResult[] = [];
   const file = (ext: string) => join(RESULTS_DIR, `${stem}.${ext}`);
   const identitiesOut = { writer, bystander, ...(replicaSetController ? { replicaSetController } : {}), note };
@@ -149,7 +152,8 @@ async function main(): Promise<void> {
     for (const method of methods) {
       const deps = { admin, binDir: info.binDir, writerKubeconfig: info.operatorKubeconfig, runId, n, workRoot, logger, sampler, identities, bystander: records, crdInstalled: true, say };
       await runMethod(deps, method, (r) => {
-        results.push(r);
+        kwokLog.scan();
+        results.push({ ...r, kwokReplayed: kwokLog.replayed(r.namespace) });
         save();
         const f = r.figures;
         say(`  makespan ${f.makespanRunningS ?? "–"} s, ${f.throughputPerS ?? "–"} pods/s, bystander p99 ${f.bystander.p99Ms ?? "–"} ms (${f.bystander.errors} errors), correct: ${f.correctness.ok}`);
