@@ -139,6 +139,12 @@ function startEtcd(binDir: string): void {
   ]);
 }
 
+/**
+ * kube-apiserver's log verbosity, for diagnosis only: at 1 it logs every watch it cuts for not
+ * keeping up ("Forcing ... watcher close due to unresponsiveness"), with the watch's selector.
+ */
+const APISERVER_VERBOSITY = process.env.BATCHROLLOUT_APISERVER_VERBOSITY;
+
 function startApiServer(binDir: string): void {
   const pki = (f: string) => join(paths.pki, f);
   startProcess("kube-apiserver", join(binDir, "kube-apiserver"), [
@@ -158,6 +164,7 @@ function startApiServer(binDir: string): void {
     "--allow-privileged=true",
     // The advertise address is loopback, which Endpoints may not hold; nothing in-cluster needs it.
     "--endpoint-reconciler-type=none",
+    ...(APISERVER_VERBOSITY ? [`--v=${APISERVER_VERBOSITY}`] : []),
   ]);
 }
 
