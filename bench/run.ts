@@ -123,8 +123,8 @@ async function main(): Promise<void> {
   );
 
   const sampler = new Sampler(admin);
-  const kwokLog = new KwokLog(join(paths.logs, "kwok.log"));
-  kwokLog.scan(); // what the cluster's earlier runs left is not this run's
+  // What the cluster's earlier runs left in the log is not this run's.
+  const kwokLog = new KwokLog(join(paths.logs, "kwok.log"), { fromEnd: true });
   const results: MethodResult[] = [];
   const file = (ext: string) => join(RESULTS_DIR, `${stem}.${ext}`);
   const identitiesOut = { writer, bystander, ...(replicaSetController ? { replicaSetController } : {}), note };

@@ -52,6 +52,15 @@ describe("KwokLog", () => {
     expect(log.replayed("ns-a")).toBe(2);
   });
 
+  it("with fromEnd, skips what the log held before it was opened", () => {
+    const path = join(mkdtempSync(join(tmpdir(), "kwok-log-")), "kwok.log");
+    writeFileSync(path, `${conflict("ns-a/p-1")}\n`);
+    const log = new KwokLog(path, { fromEnd: true });
+    appendFileSync(path, `${conflict("ns-a/p-2")}\n`);
+    log.scan();
+    expect(log.replayed("ns-a")).toBe(1);
+  });
+
   it("reads nothing when kwok has not written a log", () => {
     const log = new KwokLog(join(tmpdir(), "no-such-dir", "kwok.log"));
     log.scan();

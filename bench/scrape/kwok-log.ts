@@ -1,4 +1,4 @@
-import { closeSync, existsSync, openSync, readSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 import { StringDecoder } from "node:string_decoder";
 
 // The test bed's kubelet, read from its own log. kwok v0.8.0 plays a pod's stages again when the pod
@@ -32,16 +32,20 @@ export function replayedPod(line: string): string | undefined {
   return entry.pod;
 }
 
-/** Follows kwok's log from where the last scan stopped and keeps the replayed pods by namespace. */
+/**
+ * Follows kwok's log from where the last scan stopped and keeps the replayed pods by namespace.
+ * With `fromEnd`, what the log already holds (a reused cluster's earlier runs) is skipped unread.
+ */
 export class KwokLog {
   readonly #path: string;
-  #offset = 0;
+  #offset: number;
   #partial = "";
   readonly #decoder = new StringDecoder("utf8");
   readonly #replayed = new Map<string, Set<string>>();
 
-  constructor(path: string) {
+  constructor(path: string, { fromEnd = false }: { fromEnd?: boolean } = {}) {
     this.#path = path;
+    this.#offset = fromEnd && existsSync(path) ? statSync(path).size : 0;
   }
 
   /** Reads what kwok has written since the previous scan. */
