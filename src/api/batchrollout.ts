@@ -61,6 +61,18 @@ export const Guards = z.object({
       scope: SchedulerScope.default("Rollout").describe("Count pending pods of this rollout only, or of the whole cluster."),
     })
     .prefault({}),
+  kubelet: z
+    .object({
+      maxStarting: z
+        .int()
+        .min(0)
+        .max(MAX_REPLICAS)
+        .default(500)
+        .describe(
+          "No new wave while this many of the rollout's pods are bound to a node but not yet Running (image pull, CNI setup, container start). Raise it for images that take long to pull.",
+        ),
+    })
+    .prefault({}),
   ipam: z
     .object({
       provider: IpamProvider.default("Auto"),
@@ -126,6 +138,7 @@ export const LimitedBy = z.enum([
   "ApiServer", // 429s or Retry-After from the API server
   "Latency", // write latency above the target
   "Scheduler", // too many pods waiting for the scheduler
+  "Kubelet", // too many pods bound to nodes but not yet started
   "IPAM", // pod IP headroom minus reserve
   "NodeCapacity", // allocatable pod slots on eligible nodes
   "Budget", // the cluster-wide write budget shared with other rollouts
@@ -179,6 +192,11 @@ export const SignalsStatus = z.object({
       gated: z.int().min(0).optional(),
       notYetTried: z.int().min(0).optional(),
       message: z.string().optional().describe("The scheduler's message for an unschedulable pod."),
+    })
+    .optional(),
+  kubelet: z
+    .object({
+      starting: z.int().min(0).describe("This rollout's pods bound to a node and not yet Running."),
     })
     .optional(),
   ipam: z

@@ -495,6 +495,29 @@ describe("AdaptiveWaveSizer: guards", () => {
     expect(fresh().next({ now: 0, remaining: 5_000, pending: 12, unschedulable: { count: 0 } })).toMatchObject({ size: 488, limitedBy: "Scheduler" });
   });
 
+  it("pods waiting for their nodes to start them cap the wave at maxStarting, limitedBy Kubelet", () => {
+    expect(fresh().next({ now: 0, remaining: 5_000, starting: 500 })).toMatchObject({
+      size: 0,
+      limitedBy: "Kubelet",
+      message: expect.stringMatching(/^500 pods bound to nodes but not yet Running \(spec.guards.kubelet.maxStarting 500\): waiting for their nodes/),
+    });
+    expect(fresh().next({ now: 0, remaining: 5_000, starting: 620 }).size).toBe(0);
+    expect(fresh().next({ now: 0, remaining: 5_000, starting: 380 })).toMatchObject({
+      size: 120,
+      limitedBy: "Kubelet",
+      message: "380 pods bound to nodes but not yet Running (spec.guards.kubelet.maxStarting 500): room for 120 more",
+    });
+    expect(fresh({ guards: { kubelet: { maxStarting: 5_000 } } }).next({ now: 0, remaining: 5_000, starting: 380 })).toMatchObject({ size: 2_000, limitedBy: "Rate" });
+    const fixed = new FixedWaveSizer(spec({ waves: { strategy: "Fixed", initialSize: 500 } }));
+    expect(fixed.next({ now: 0, remaining: 5_000, starting: 490 })).toMatchObject({ size: 10, limitedBy: "Kubelet" });
+  });
+
+  it("the scheduler's backlog wins a tie with the kubelet's: pods reach the scheduler first", () => {
+    expect(fresh().next({ now: 0, remaining: 5_000, pending: 400, starting: 400 })).toMatchObject({ size: 100, limitedBy: "Scheduler" });
+    expect(fresh().next({ now: 0, remaining: 5_000, pending: 450, starting: 400 })).toMatchObject({ size: 50, limitedBy: "Scheduler" });
+    expect(fresh().next({ now: 0, remaining: 5_000, pending: 350, starting: 400 })).toMatchObject({ size: 100, limitedBy: "Kubelet" });
+  });
+
   it("IP headroom → exactly free minus the reserve", () => {
     const ipam = { provider: "Calico" as const, free: 1_300, capacity: 6_000 };
     expect(fresh().next({ now: 0, remaining: 5_000, ipam })).toMatchObject({

@@ -36,8 +36,8 @@
 // queueing upwards, and one fed only by "uncongested" ticks keeps the low noise and drops the high,
 // sinking until all load reads as queueing (both seen in simulation).
 // Finally
-//   wave = min(clamp(R·period + credit, minSize, maxSize), maxPending − pending, ipFree − reserve, nodeSlots,
-//              budget, remaining)
+//   wave = min(clamp(R·period + credit, minSize, maxSize), maxPending − pending, maxStarting − starting,
+//              ipFree − reserve, nodeSlots, budget, remaining)
 // with the winning term recorded as limitedBy; guards may take the wave to 0, minSize never lifts it.
 
 import type { BatchRolloutSpec, LimitedBy } from "../api/batchrollout.ts";
@@ -231,6 +231,12 @@ export interface WaveSignals {
    * template would not fit either, so they stop new waves until the scheduler places them.
    */
   unschedulable?: { count: number; message?: string };
+  /**
+   * This rollout's pods bound to a node but not yet Running. Nodes that start pods slower than we
+   * create them gain nothing from more pods, and every pod waiting to start adds status writes to
+   * the API server the nodes' own updates queue behind.
+   */
+  starting?: number;
   /** IP headroom from the selected provider; the reserve comes from spec.guards.ipam.reserve. */
   ipam?: IpHeadroom;
   /** Free pod slots on eligible nodes. */
@@ -317,6 +323,18 @@ export function guardCandidates(spec: SizerSpec, signals: WaveSignals): Candidat
         room === 0
           ? `${signals.pending} pods pending for the scheduler (max ${maxPending}, scope ${scope}): waiting for it to catch up`
           : `${signals.pending} pods pending for the scheduler (max ${maxPending}, scope ${scope}): room for ${room} more`,
+    });
+  }
+  if (signals.starting !== undefined) {
+    const { maxStarting } = spec.guards.kubelet;
+    const room = Math.max(0, maxStarting - signals.starting);
+    out.push({
+      size: room,
+      limitedBy: "Kubelet",
+      message:
+        room === 0
+          ? `${signals.starting} pods bound to nodes but not yet Running (spec.guards.kubelet.maxStarting ${maxStarting}): waiting for their nodes to start them (check the pods' events for image pulls or network setup)`
+          : `${signals.starting} pods bound to nodes but not yet Running (spec.guards.kubelet.maxStarting ${maxStarting}): room for ${room} more`,
     });
   }
   const ipam = signals.ipam;
@@ -681,9 +699,9 @@ export class AdaptiveWaveSizer implements WaveSizer {
 
 /**
  * Fixed waves of spec.waves.initialSize, sent at initialSize per wave period. Fixed fixes the pace,
- * not the safety: it still pauses for Retry-After and respects the scheduler, IPAM, node-capacity
- * and budget guards and what remains, because those protect the cluster and everyone else on it.
- * Users who want none of that set the guards wide open (maxPending, provider None).
+ * not the safety: it still pauses for Retry-After and respects the scheduler, kubelet, IPAM,
+ * node-capacity and budget guards and what remains, because those protect the cluster and everyone
+ * else on it. Users who want none of that set the guards wide open (maxPending, maxStarting, provider None).
  */
 export class FixedWaveSizer implements WaveSizer {
   #spec: SizerSpec;

@@ -196,6 +196,11 @@ describe("plan: scaling down", () => {
     expect(result.requeueAfterMs).toBeUndefined();
   });
 
+  it("keeps deleting while the kubelet guard holds creates at zero: deletes relieve it", () => {
+    const result = plan(input({ spec: { replicas: 0, waves: { minSize: 3 } }, pods: pods(0, 10, { phase: "Pending", ready: false }), capacity: { size: 0, limitedBy: "Kubelet" } }));
+    expect(result.deletes).toEqual(names([9, 8, 7]));
+  });
+
   it("holds deletes too while the API server guard is at zero, and looks again after Retry-After", () => {
     const result = plan(
       input({ spec: { replicas: 0 }, pods: pods(0, 10), capacity: { size: 0, limitedBy: "ApiServer", message: "429 from the API server", waitMs: 4_000 } }),
@@ -408,6 +413,14 @@ describe("plan: no capacity", () => {
   it("looks again after ZERO_CAPACITY_REQUEUE_MS when the sizer gives no wait (waitMs 0)", () => {
     const result = plan(input({ capacity: { size: 0, limitedBy: "Budget", waitMs: 0 } }));
     expect(result.requeueAfterMs).toBe(ZERO_CAPACITY_REQUEUE_MS);
+  });
+
+  it("is a wait, not a stall, while nodes have not started the pods they were given", () => {
+    const message = "500 pods bound to nodes but not yet Running (spec.guards.kubelet.maxStarting 500): waiting for their nodes to start them";
+    const result = plan(input({ pods: pods(0, 3, { phase: "Pending", ready: false }), capacity: { size: 0, limitedBy: "Kubelet", message } }));
+    expect(result.creates).toEqual([]);
+    expect(result.blocker).toEqual({ reason: "WaitingForCapacity", message: `waiting for Kubelet: ${message}`, stalled: false });
+    expect(result.events).toEqual([]);
   });
 
   it("is a wait when the scheduler is merely busy", () => {

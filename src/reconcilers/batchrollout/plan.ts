@@ -30,7 +30,7 @@ import { podName } from "./observed.ts";
  *     - spec.waves.minInterval has passed since status.wave.startTime; otherwise the plan asks to
  *       be requeued after the rest of the interval and records limitedBy MinInterval. A startTime in
  *       the future (clock skew between leaders) waits at most one interval.
- *   Guards that protect pod placement (Scheduler, IPAM, NodeCapacity) bound creates only: deleting
+ *   Guards that protect pod placement (Scheduler, Kubelet, IPAM, NodeCapacity) bound creates only: deleting
  *   pods relieves them, so deletes never drop below the floor size (waves.minSize, or initialSize
  *   for Fixed). Guards on the API server (ApiServer, Latency, Rate, Budget) bound deletes as well.
  *   A wave of size 0 with work left asks to be requeued after the sizer's waitMs, or
@@ -50,7 +50,7 @@ import { podName } from "./observed.ts";
  *   - no capacity: the sizer allows no pod. IPAM and NodeCapacity at zero are stalls
  *     (InsufficientPodIPs, InsufficientNodeCapacity); Scheduler at zero is a stall
  *     (PodsUnschedulable) when pods of this rollout are unschedulable, otherwise a wait for the
- *     backlog to drain (WaitingForCapacity), as are the API server guards.
+ *     backlog to drain (WaitingForCapacity), as are Kubelet and the API server guards.
  *
  * Template changes
  *   New pods use the current template (and carry its hash); existing pods are left alone. Status
@@ -72,7 +72,7 @@ export const ZERO_CAPACITY_REQUEUE_MS = 5_000;
 export const MAX_RANGES_IN_MESSAGE = 5;
 
 /** Guards that protect pod placement: they bound creates, not the deletes that relieve them. */
-const PLACEMENT_GUARDS: ReadonlySet<LimitedBy> = new Set<LimitedBy>(["Scheduler", "IPAM", "NodeCapacity"]);
+const PLACEMENT_GUARDS: ReadonlySet<LimitedBy> = new Set<LimitedBy>(["Scheduler", "Kubelet", "IPAM", "NodeCapacity"]);
 
 /** What the wave sizer allows for the next wave, and why (a WaveDecision from src/ratelimit fits). */
 export interface WaveCapacity {

@@ -197,6 +197,29 @@ describe("BatchRolloutReconciler", () => {
     expect(cluster.rollout?.status).toMatchObject({ replicas: 25, readyReplicas: 25 });
   });
 
+  it("creates no more than spec.guards.kubelet.maxStarting pods ahead of the nodes that start them", async () => {
+    const { cluster, reconcile } = setup({ replicas: 40, ...fixed(10), guards: { kubelet: { maxStarting: 15 } } });
+    await reconcile();
+    cluster.scheduleAll();
+    cluster.sync();
+    await reconcile();
+    expect(cluster.createdNames()).toHaveLength(15);
+    expect(cluster.rollout?.status?.wave).toMatchObject({ size: 5, limitedBy: "Kubelet" });
+    expect(cluster.rollout?.status?.signals?.kubelet).toEqual({ starting: 10 });
+    cluster.scheduleAll();
+    cluster.sync();
+    await reconcile();
+    expect(cluster.createdNames()).toHaveLength(15);
+    expect(cluster.rollout?.status?.wave).toMatchObject({ size: 0, limitedBy: "Kubelet" });
+    expect(cluster.condition("Progressing")).toMatchObject({ status: "True" });
+    expect(cluster.condition("Stalled")?.status).not.toBe("True");
+    cluster.runAll();
+    cluster.sync();
+    await reconcile();
+    expect(cluster.createdNames()).toHaveLength(25);
+    expect(cluster.rollout?.status?.signals?.kubelet).toEqual({ starting: 0 });
+  });
+
   it("reports a template the API server rejects as Stalled in the same reconcile, and resumes once the spec changes", async () => {
     const { cluster, reconcile } = setup({ replicas: 5, ...fixed(50) });
     const invalid = new ApiError({ method: "POST", path: POD_PATH, code: 422, status: { reason: "Invalid", message: 'Pod "sim-0" is invalid: spec.containers[0].image: Required value' } });

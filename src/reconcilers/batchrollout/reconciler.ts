@@ -245,8 +245,9 @@ export class BatchRolloutReconciler {
 
   /**
    * Everything the sizer weighs for this rollout's next wave: its own writes, the shared
-   * Retry-After, the scheduler's backlog and its own unschedulable pods, IP headroom and node
-   * slots (only while it has pods to create), and its share of the cluster's write budget.
+   * Retry-After, the scheduler's backlog and its own unschedulable pods, its pods waiting for their
+   * nodes to start them, IP headroom and node slots (only while it has pods to create), and its
+   * share of the cluster's write budget.
    */
   async #readSignals(
     key: string,
@@ -296,6 +297,9 @@ export class BatchRolloutReconciler {
         ...(waiting.firstUnschedulableMessage ? { message: waiting.firstUnschedulableMessage } : {}),
       };
     }
+
+    signals.starting = countStarting(pods);
+    statusSignals.kubelet = { starting: signals.starting };
 
     if (this.#deps.ipam && missing > 0 && !spec.paused) {
       const ip = await this.#deps.ipam.read({ provider: spec.guards.ipam.provider, template: spec.template, metricsURL: spec.guards.ipam.metricsURL }, signal);
@@ -415,6 +419,13 @@ export class BatchRolloutReconciler {
 }
 
 /** Desired ordinals with neither a pod nor a create in flight: the creates still to do. */
+/** Pods bound to a node whose kubelet has not started them yet (phase still Pending). */
+function countStarting(pods: readonly ObservedPod[]): number {
+  let starting = 0;
+  for (const pod of pods) if (pod.scheduled && pod.phase === "Pending" && !pod.deleting) starting++;
+  return starting;
+}
+
 function missingPods(replicas: number, pods: readonly ObservedPod[], pending: { creates: ReadonlySet<number> }): number {
   let present = 0;
   for (const pod of pods) if (pod.ordinal < replicas) present++;
