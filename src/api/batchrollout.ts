@@ -196,7 +196,7 @@ export const SignalsStatus = z.object({
     .optional(),
   kubelet: z
     .object({
-      starting: z.int().min(0).describe("This rollout's pods bound to a node and not yet Running."),
+      starting: z.int().min(0).describe("This rollout's pods bound to a node and not yet Running, and its creates in flight."),
     })
     .optional(),
   ipam: z

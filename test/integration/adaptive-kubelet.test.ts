@@ -55,7 +55,9 @@ describe("adaptive waves against nodes that do not start their pods", () => {
       try {
         bed.operator();
         const base = podTemplate() as { spec: Record<string, unknown> };
-        const template = { ...base, spec: { ...base.spec, nodeName: NODE } };
+        // The node never reports Ready, so the node lifecycle controller taints it NoExecute at once;
+        // the pods tolerate that for good, not for the default 300 s, so a slow run is not evicted.
+        const template = { ...base, spec: { ...base.spec, nodeName: NODE, tolerations: [{ operator: "Exists" }] } };
         await createRollout(admin, ns, NAME, { replicas: REPLICAS, template, waves: WAVES, guards: { kubelet: { maxStarting: MAX_STARTING } } });
 
         const held = await heldAt(admin, ns, MAX_STARTING);

@@ -220,6 +220,14 @@ describe("BatchRolloutReconciler", () => {
     expect(cluster.rollout?.status?.signals?.kubelet).toEqual({ starting: 0 });
   });
 
+  it("counts its creates the cache has not shown yet against maxStarting, so a lagging watch cannot overshoot it", async () => {
+    const { cluster, reconcile } = setup({ replicas: 40, ...fixed(10), guards: { kubelet: { maxStarting: 15 } } });
+    await reconcile();
+    await reconcile(); // no sync: the ten creates are still expected, not yet seen
+    expect(cluster.createdNames()).toHaveLength(15);
+    expect(cluster.rollout?.status?.signals?.kubelet).toEqual({ starting: 10 });
+  });
+
   it("reports a template the API server rejects as Stalled in the same reconcile, and resumes once the spec changes", async () => {
     const { cluster, reconcile } = setup({ replicas: 5, ...fixed(50) });
     const invalid = new ApiError({ method: "POST", path: POD_PATH, code: 422, status: { reason: "Invalid", message: 'Pod "sim-0" is invalid: spec.containers[0].image: Required value' } });

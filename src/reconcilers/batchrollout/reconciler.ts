@@ -298,7 +298,9 @@ export class BatchRolloutReconciler {
       };
     }
 
-    signals.starting = countStarting(pods);
+    // Creates in flight count too: the cache has not shown them yet, and a wave sized without them
+    // overshoots maxStarting whenever the watch lags the writes.
+    signals.starting = countStarting(pods) + pending.creates.size;
     statusSignals.kubelet = { starting: signals.starting };
 
     if (this.#deps.ipam && missing > 0 && !spec.paused) {
