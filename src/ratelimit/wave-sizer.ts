@@ -232,7 +232,8 @@ export interface WaveSignals {
    */
   unschedulable?: { count: number; message?: string };
   /**
-   * This rollout's pods bound to a node but not yet Running. Nodes that start pods slower than we
+   * This rollout's pods bound to a node but not yet Running, and its creates in flight (the cache
+   * has not shown them yet, and they will need starting too). Nodes that start pods slower than we
    * create them gain nothing from more pods, and every pod waiting to start adds status writes to
    * the API server the nodes' own updates queue behind.
    */
