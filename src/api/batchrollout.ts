@@ -32,7 +32,7 @@ export const Waves = withRules(
         "Adaptive sizes each wave from live cluster signals; Fixed creates initialSize pods per wave.",
       ),
       initialSize: z.int().min(1).max(MAX_REPLICAS).default(50).describe("Size of the first wave (every wave, for Fixed)."),
-      minSize: z.int().min(1).max(MAX_REPLICAS).default(10).describe("Adaptive waves never shrink below this, unless a guard caps them."),
+      minSize: z.int().min(1).max(MAX_REPLICAS).default(10).describe("Adaptive waves never shrink below this, unless a guard caps them; while the sizer yields to another writer's load it sends them more slowly instead."),
       maxSize: z.int().min(1).max(MAX_REPLICAS).default(2000).describe("Adaptive waves never grow above this."),
       minInterval: Duration.default("1s").describe("Least time between the starts of two waves."),
     })

@@ -24,6 +24,7 @@ import {
   type WaveSignals,
   type WaveSizer,
   WARMUP_SAMPLE_CAP,
+  YIELD_MIN_WRITE_RATE_PER_S,
   createWaveSizer,
 } from "./wave-sizer.ts";
 import type { WriteTick } from "./write-latency.ts";
@@ -420,6 +421,77 @@ describe("AdaptiveWaveSizer: a second writer (fast convergence)", () => {
   });
 });
 
+describe("AdaptiveWaveSizer: yielding to someone else's queue", () => {
+  /** p90 over the 500 ms queueing ceiling of the default 1 s target, under the target itself. */
+  const OTHERS_P90 = 700;
+  const isProbe = (d: WaveDecision | undefined) => d?.message.includes("re-measuring") ?? false;
+
+  it("yields once a half-rate probe still sees the queue: down to YIELD_MIN_WRITE_RATE_PER_S, minSize waves paced over longer", () => {
+    const sizer = new AdaptiveWaveSizer(spec());
+    const trace = new Trace(sizer);
+    trace.run(8, 40);
+    const before = sizer.state.perSecond;
+    const rates = ratesOver(trace, sizer, 15, OTHERS_P90);
+    expect(sizer.state.yielding).toBe(true);
+    // Until the probe, the √R term held the rate at or above minSize per period.
+    expect(Math.min(...rates.slice(0, 10))).toBeGreaterThanOrEqual(10);
+    trace.run(20, OTHERS_P90);
+    expect(sizer.state.perSecond).toBe(YIELD_MIN_WRITE_RATE_PER_S);
+    const wave = trace.step(OTHERS_P90);
+    expect(wave).toMatchObject({ size: 10, limitedBy: "Latency" });
+    expect(wave.rateLimit.perSecond).toBe(YIELD_MIN_WRITE_RATE_PER_S);
+    expect(wave.message).toContain("per 5.0 s wave");
+    expect(wave.message).toContain("yielding");
+    expect(before).toBeGreaterThan(100);
+  });
+
+  it("grows only additively while yielding, and recovers quickly once a probe finds the latency back", () => {
+    const sizer = new AdaptiveWaveSizer(spec());
+    const trace = new Trace(sizer);
+    trace.run(8, 40);
+    const before = sizer.state.perSecond;
+    trace.run(35, OTHERS_P90);
+    expect(sizer.state.yielding).toBe(true);
+    const decisions: WaveDecision[] = [];
+    const rates: number[] = [];
+    let ended: number | undefined;
+    for (let i = 0; i < 60; i++) {
+      decisions.push(trace.step(40));
+      rates.push(sizer.state.perSecond);
+      if (ended === undefined && !sizer.state.yielding) ended = i;
+    }
+    expect(ended).toBeDefined();
+    const endedAt = ended ?? 0;
+    // Until the probe that ends it, R + 0.2·√R per tick from the floor: far below the old rate.
+    expect(isProbe(decisions[endedAt - 1])).toBe(true);
+    expect(rates[endedAt - 2]).toBeLessThan(YIELD_MIN_WRITE_RATE_PER_S + endedAt * GRADIENT_SMOOTHING * Math.sqrt(rates[endedAt - 2] ?? 0));
+    expect(decisions[endedAt - 2]?.message).toContain("yielding to others' load, growing slowly");
+    // Then recovery climbs back most of the way within the remaining ticks.
+    expect(rates.at(-1)).toBeGreaterThan(0.5 * before);
+  });
+
+  it("does not yield on a queue that a half-rate probe shows is its own", () => {
+    const sizer = new AdaptiveWaveSizer(spec());
+    const trace = new Trace(sizer);
+    trace.run(8, 40);
+    const rates: number[] = [];
+    for (let i = 0; i < 80; i++) {
+      trace.step(isProbe(trace.last) ? 40 : OTHERS_P90);
+      rates.push(sizer.state.perSecond);
+      expect(sizer.state.yielding).toBe(false);
+    }
+    expect(Math.min(...rates)).toBeGreaterThanOrEqual(10);
+  });
+
+  it("never yields on a server that was slow from the start: its first baseline is already high", () => {
+    const sizer = new AdaptiveWaveSizer(spec());
+    const trace = new Trace(sizer);
+    const rates = ratesOver(trace, sizer, 100, OTHERS_P90);
+    expect(sizer.state.yielding).toBe(false);
+    expect(Math.min(...rates)).toBeGreaterThanOrEqual(10);
+  });
+});
+
 describe("AdaptiveWaveSizer: API server loss", () => {
   it("429 → halve the rate and pause at least the largest Retry-After", () => {
     const trace = new Trace(new AdaptiveWaveSizer(spec()));
@@ -624,11 +696,13 @@ describe("AdaptiveWaveSizer: baseline re-probe", () => {
     const trace = new Trace(sizer);
     trace.run(8, 40);
     const loaded = 640; // under the target, and its p99 (1.5×) too: only the gradient can act
-    trace.run(60, loaded);
+    const first = ratesOver(trace, sizer, 60, loaded);
     expect(sizer.state.baselineMs).toBeGreaterThan(QUEUEING_CEILING_SHARE * 1_000 / GRADIENT_TOLERANCE); // the probes trusted it
-    const rates = ratesOver(trace, sizer, 40, loaded);
+    const rates = [...first, ...ratesOver(trace, sizer, 40, loaded)];
     for (let i = 1; i < rates.length; i++) expect(rates[i]).toBeLessThanOrEqual(rates[i - 1]!);
-    expect(rates.at(-1)).toBeLessThan(rates[0]!);
+    // The probes also showed the queue is not ours, so the sizer yields all the way to its floor.
+    expect(sizer.state.yielding).toBe(true);
+    expect(rates.at(-1)).toBe(YIELD_MIN_WRITE_RATE_PER_S);
   });
 });
 

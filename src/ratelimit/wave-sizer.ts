@@ -23,7 +23,9 @@
 //      g = 1), sped up towards 0.9 × the rate the last loss or latency episode began at (CUBIC's quick
 //      return). An episode that begins below the last one's rate remembers less than its own rate
 //      (CUBIC's fast convergence), so a writer that arrived since keeps the share it took.
-// Changes to R are bounded to ×2 up and ×0.5 down per tick, and R stays in [minSize, maxSize]/period.
+// Changes to R are bounded to ×2 up and ×0.5 down per tick, and R stays in [minSize, maxSize]/period,
+// except while a probe has shown the queue is someone else's: the sizer then yields
+// (YIELD_MIN_WRITE_RATE_PER_S), down to a lower floor, with minSize waves sent over longer.
 // A wave's cycle is longer than the time its writes take to send: the slowest answers, the status
 // patch and the next reconcile follow before the next wave starts. That overhead is measured from
 // the spacing of wave decisions and the wave's writes are sent faster to make room for it, so the
@@ -131,6 +133,18 @@ export const PROBE_MIN_SPACING_MS = 10_000;
 export const PROBE_RATE_FACTOR = 0.5;
 /** Weight of a probe's p90 in the baseline: one noisy probe moves it half way, not all the way (and down by at most 1/1.25). */
 export const PROBE_BASELINE_WEIGHT = 0.5;
+/**
+ * Least write rate while the sizer yields to someone else's load: from a probe wave whose p90 stays
+ * above QUEUEING_CEILING_SHARE of the target (and above GRADIENT_TOLERANCE × the baseline it had)
+ * until a probe finds the latency back within what was tolerated before. Meanwhile the rate's floor
+ * is this instead of minSize per period (waves keep minSize pods and are sent over longer than a
+ * period), a cut past the ceiling drops the gradient's √R term, and growth is additive only (no quick
+ * recovery towards the old rate). In full-mode stressor runs beside a 50/s second writer the old
+ * floor and the √R equilibrium, R = 1/(1 − g)², held the rollout at 10–13/s, and that alone kept the
+ * bystander's p99 over 1 s in 25 of 93 seconds (2026-12-03 10:15). A server that was slow from the
+ * start (a webhook, say) never yields: its first baseline is already high.
+ */
+export const YIELD_MIN_WRITE_RATE_PER_S = 2;
 /** Most the latency ceiling cuts in one tick, as for loss. */
 export const LATENCY_CEILING_MIN_FACTOR = 0.5;
 /** Hold (no growth) once p90 reaches this fraction of latencyTarget, rather than saw against the ceiling. */
@@ -434,6 +448,8 @@ export class AdaptiveWaveSizer implements WaveSizer {
   #overheadMs = 0;
   #lastProbeAt: number | undefined;
   #probe: "idle" | "sending" = "idle";
+  /** Set while yielding (YIELD_MIN_WRITE_RATE_PER_S): the probe p90 that ends it. */
+  #yield: { endsAtMs: number } | undefined;
   #action: RateAction = { limitedBy: "Rate", note: "starting at spec.waves.initialSize" };
 
   constructor(spec: SizerSpec) {
@@ -463,11 +479,13 @@ export class AdaptiveWaveSizer implements WaveSizer {
       lossRate: this.#lossRate,
       probing: this.#probe === "sending",
       overheadMs: this.#overheadMs,
+      yielding: this.#yield !== undefined,
     };
   }
 
   #minRate(): number {
-    return this.#spec.waves.minSize / (this.#periodMs / 1_000);
+    const floor = this.#spec.waves.minSize / (this.#periodMs / 1_000);
+    return this.#yield ? Math.min(floor, YIELD_MIN_WRITE_RATE_PER_S) : floor;
   }
 
   #maxRate(): number {
@@ -502,9 +520,10 @@ export class AdaptiveWaveSizer implements WaveSizer {
    * while the sizer holds or cuts for latency, or after a loss, a long cycle is the server's answers
    * slowing (sending self-clocked by the in-flight cap), and bigger waves would only slow the loop.
    */
-  #lateMs(last: { size: number; at: number }, now: number): number {
+  #lateMs(last: { size: number; at: number; sendMs: number }, now: number): number {
     if (last.size === 0 || this.#pauseUntil > last.at || this.#action.limitedBy !== "Rate") return 0;
-    return clamp(now - last.at - this.#periodMs, 0, MAX_LATE_WAVE_CREDIT_SHARE * this.#periodMs);
+    // A wave of minSize paced below minSize per period (yielding) is meant to take longer.
+    return clamp(now - last.at - Math.max(this.#periodMs, last.sendMs), 0, MAX_LATE_WAVE_CREDIT_SHARE * this.#periodMs);
   }
 
   next(signals: WaveSignals): WaveDecision {
@@ -559,10 +578,11 @@ export class AdaptiveWaveSizer implements WaveSizer {
     const rateSize = clamp(Math.round(perPeriod), minSize, maxSize);
     const bound = raw >= maxSize ? ", at spec.waves.maxSize" : raw <= minSize ? ", at spec.waves.minSize" : "";
     const note = probe ? `re-measuring unloaded write latency at ${PROBE_RATE_FACTOR}× rate for one wave` : this.#action.note;
+    const pacedMs = (size / (this.#rate * factor)) * 1_000;
     const base: Candidate = {
       size,
       limitedBy: probe ? "Rate" : this.#action.limitedBy,
-      message: `${formatRate(this.#rate * factor)} writes → ${size} pods per ${formatMs(this.#periodMs + late.ms)} wave${bound} (${note})`,
+      message: `${formatRate(this.#rate * factor)} writes → ${size} pods per ${formatMs(Math.max(this.#periodMs + late.ms, pacedMs))} wave${bound} (${note})`,
     };
     const chosen = pickSmallest(guardCandidates(this.#spec, signals), base);
     return { ...chosen, rateLimit: this.#rateLimit(factor), waitMs: 0, rateSize };
@@ -582,6 +602,7 @@ export class AdaptiveWaveSizer implements WaveSizer {
     this.#pauseUntil = Math.max(this.#pauseUntil, signals.retryAfterUntil ?? 0, w?.retryAfterUntil ?? 0);
 
     const losses = w ? lossCount(w) : 0;
+    if (measuringProbe && p90 !== undefined && losses === 0) this.#judgeProbe(p90);
     // A loss tick is handled by the loss rule, and the pause that follows drains the queue it measured.
     const latencyTick = p90 !== undefined && !measuringProbe && losses === 0;
     if (latencyTick) this.#shortMs = this.#shortMs === undefined ? p90 : this.#shortMs + SHORT_LATENCY_ALPHA * (p90 - this.#shortMs);
@@ -591,8 +612,9 @@ export class AdaptiveWaveSizer implements WaveSizer {
     const gradient = short !== undefined && tolerated !== undefined ? clamp(tolerated / short, GRADIENT_MIN, 1) : 1;
     if (short !== undefined) this.#congestedTicks = gradient < 1 ? this.#congestedTicks + 1 : 0;
     const overCeiling = short !== undefined && short > QUEUEING_CEILING_SHARE * this.#latencyTargetMs;
-    // Gradient2's estimate; rule 4 takes a GRADIENT_SMOOTHING share of it below the ceiling.
-    const gradientRate = gradient * previous + Math.sqrt(previous);
+    // Gradient2's estimate; rule 4 takes a GRADIENT_SMOOTHING share of it below the ceiling. Its √R
+    // term claims a share of a queue that may be ours; one a probe showed is not, it leaves alone.
+    const gradientRate = gradient * previous + (this.#yield && overCeiling ? 0 : Math.sqrt(previous));
     const warm = this.#baselineSamples >= BASELINE_WARMUP_SAMPLES;
     const latencyNote = short === undefined ? "" : `p90 ${formatMs(short)}${baseline === undefined ? "" : `, baseline ${formatMs(baseline)}`}`;
     // Decided from the last wave, not from elapsed time, so a slow reconcile cadence cannot freeze growth.
@@ -642,7 +664,11 @@ export class AdaptiveWaveSizer implements WaveSizer {
       this.#slowStart = false;
       this.#action = {
         limitedBy: "Latency",
-        note: `write latency ${latencyNote}: ${overCeiling ? `queueing past ${QUEUEING_CEILING_SHARE}× the target, cutting` : "queueing, easing off"}`,
+        note: `write latency ${latencyNote}: ${
+          overCeiling
+            ? `queueing past ${QUEUEING_CEILING_SHARE}× the target, cutting${this.#yield ? " (yielding: a half-rate probe showed the queue is not ours)" : ""}`
+            : "queueing, easing off"
+        }`,
       };
     } else if (p90 !== undefined && p90 >= LATENCY_TARGET_HEADROOM * this.#latencyTargetMs) {
       this.#action = { limitedBy: "Latency", note: `write latency p90 ${formatMs(p90)} is near the ${this.#spec.guards.apiServer.latencyTarget} target: holding` };
@@ -658,16 +684,33 @@ export class AdaptiveWaveSizer implements WaveSizer {
     } else {
       this.#latencyEpisode = false;
       let grown = previous + GRADIENT_SMOOTHING * Math.sqrt(previous);
-      const recoveryTarget = (this.#lossRate ?? 0) * RECOVERY_TARGET_FRACTION;
+      // Recovery assumes the server's room came back; while yielding, a probe has yet to say so.
+      const recoveryTarget = this.#yield ? 0 : (this.#lossRate ?? 0) * RECOVERY_TARGET_FRACTION;
       if (previous < recoveryTarget) grown = Math.max(grown, previous + (recoveryTarget - previous) * RECOVERY_GAIN);
       this.#rate = grown;
-      this.#action = { limitedBy: "Rate", note: `${previous < recoveryTarget ? "recovering" : "probing"}${latencyNote ? `, ${latencyNote}` : ""}` };
+      const mode = this.#yield ? "yielding to others' load, growing slowly" : previous < recoveryTarget ? "recovering" : "probing";
+      this.#action = { limitedBy: "Rate", note: `${mode}${latencyNote ? `, ${latencyNote}` : ""}` };
     }
 
     // An overloaded tick (loss, or above the ceiling) says nothing about unloaded latency.
     const overloaded = losses > 0 || (p90 !== undefined && p90 > this.#latencyTargetMs);
     if (p90 !== undefined && !measuringProbe && !warm && !overloaded) this.#warmUpBaseline(p90);
     this.#rate = clamp(Math.min(this.#rate, previous * MAX_GROWTH_PER_TICK), this.#minRate(), this.#maxRate());
+  }
+
+  /**
+   * A probe's p90 says whose queue it is: still above the ceiling at half rate, and well above the
+   * unloaded latency we knew, it is someone else's, and we yield until a probe finds latency back
+   * within what we tolerated before (YIELD_MIN_WRITE_RATE_PER_S).
+   */
+  #judgeProbe(p90: number): void {
+    const baseline = this.#baselineMs;
+    if (baseline === undefined) return;
+    if (this.#yield) {
+      if (p90 <= this.#yield.endsAtMs) this.#yield = undefined;
+    } else if (p90 > QUEUEING_CEILING_SHARE * this.#latencyTargetMs && p90 > GRADIENT_TOLERANCE * baseline) {
+      this.#yield = { endsAtMs: this.#tolerated(baseline) };
+    }
   }
 
   /** The p90 the gradient reads as no queueing. */
