@@ -134,15 +134,26 @@ export const PROBE_RATE_FACTOR = 0.5;
 /** Weight of a probe's p90 in the baseline: one noisy probe moves it half way, not all the way (and down by at most 1/1.25). */
 export const PROBE_BASELINE_WEIGHT = 0.5;
 /**
- * Least write rate while the sizer yields to someone else's load: from a probe wave whose p90 stays
- * above QUEUEING_CEILING_SHARE of the target (and above GRADIENT_TOLERANCE × the baseline it had)
- * until a probe finds the latency back within what was tolerated before. Meanwhile the rate's floor
- * is this instead of minSize per period (waves keep minSize pods and are sent over longer than a
- * period), a cut past the ceiling drops the gradient's √R term, and growth is additive only (no quick
- * recovery towards the old rate). In full-mode stressor runs beside a 50/s second writer the old
- * floor and the √R equilibrium, R = 1/(1 − g)², held the rollout at 10–13/s, and that alone kept the
- * bystander's p99 over 1 s in 25 of 93 seconds (2026-12-03 10:15). A server that was slow from the
- * start (a webhook, say) never yields: its first baseline is already high.
+ * Probe early once the smoothed p90 has been above QUEUEING_CEILING_SHARE of the target this many
+ * ticks in a row: there the √R term can keep the gradient from cutting at all, so whether the queue
+ * is ours must be known soon (a 50/s second writer overloaded the server within ~10 s of starting).
+ */
+export const PROBE_AFTER_OVER_CEILING_TICKS = 3;
+/**
+ * Least write rate while the sizer yields to someone else's load. It yields when a probe wave, sent
+ * at half rate, finds p90 no lower than the smoothed p90 before it, above QUEUEING_CEILING_SHARE of
+ * the target and above GRADIENT_TOLERANCE × the baseline: halving our writes did not shorten the
+ * queue, so it is not ours (and that probe does not feed the baseline). While yielding the rate's
+ * floor is this instead of minSize per period (waves keep minSize pods and are sent over longer than
+ * a period), a cut past the ceiling drops the gradient's √R term, no probes are sent, and growth is
+ * additive only, until the rate is back at RECOVERY_TARGET_FRACTION of the rate its latency episode
+ * began at. Ending sooner on a probe's low latency fails: beside a second writer that holds the
+ * server at its capacity, a probe at a few writes/s reads ~200 ms, and the quick recovery that
+ * followed overloaded the server again (full-mode stressor, 2026-12-04 01:32). Before yielding
+ * existed, the minSize floor and the √R equilibrium, R = 1/(1 − g)², held the rollout at 10–13/s
+ * beside a 50/s writer, and that alone kept the bystander's p99 over 1 s in 25 of 93 seconds
+ * (2026-12-03 10:15). A server that was slow from the start (a webhook, say) never yields: its first
+ * baseline is already high.
  */
 export const YIELD_MIN_WRITE_RATE_PER_S = 2;
 /** Most the latency ceiling cuts in one tick, as for loss. */
@@ -448,8 +459,9 @@ export class AdaptiveWaveSizer implements WaveSizer {
   #overheadMs = 0;
   #lastProbeAt: number | undefined;
   #probe: "idle" | "sending" = "idle";
-  /** Set while yielding (YIELD_MIN_WRITE_RATE_PER_S): the probe p90 that ends it. */
-  #yield: { endsAtMs: number } | undefined;
+  #overCeilingTicks = 0;
+  /** Set while yielding (YIELD_MIN_WRITE_RATE_PER_S): the rate that ends it. */
+  #yield: { untilRate: number } | undefined;
   #action: RateAction = { limitedBy: "Rate", note: "starting at spec.waves.initialSize" };
 
   constructor(spec: SizerSpec) {
@@ -541,10 +553,12 @@ export class AdaptiveWaveSizer implements WaveSizer {
       return pauseDecision(now, this.#pauseUntil, this.#rateLimit(1), `; then ${formatRate(this.#rate)} (${this.#action.note})`);
     }
     const sinceProbe = now - this.#lastProbeAt;
+    const early = this.#congestedTicks >= PROBE_AFTER_CONGESTED_TICKS || this.#overCeilingTicks >= PROBE_AFTER_OVER_CEILING_TICKS;
     const probe =
       !this.#slowStart &&
+      !this.#yield &&
       this.#baselineSamples >= BASELINE_WARMUP_SAMPLES &&
-      (sinceProbe >= BASELINE_PROBE_INTERVAL_MS || (sinceProbe >= PROBE_MIN_SPACING_MS && this.#congestedTicks >= PROBE_AFTER_CONGESTED_TICKS));
+      (sinceProbe >= BASELINE_PROBE_INTERVAL_MS || (sinceProbe >= PROBE_MIN_SPACING_MS && early));
     if (probe) this.#probe = "sending";
     const { rateSize, ...decision } = this.#decide(signals, late);
     const pace = decision.rateLimit.sendPerSecond ?? decision.rateLimit.perSecond;
@@ -598,11 +612,12 @@ export class AdaptiveWaveSizer implements WaveSizer {
     if (measuringProbe) {
       this.#lastProbeAt = now;
       this.#congestedTicks = 0;
+      this.#overCeilingTicks = 0;
     }
     this.#pauseUntil = Math.max(this.#pauseUntil, signals.retryAfterUntil ?? 0, w?.retryAfterUntil ?? 0);
 
     const losses = w ? lossCount(w) : 0;
-    if (measuringProbe && p90 !== undefined && losses === 0) this.#judgeProbe(p90);
+    const yieldsNow = measuringProbe && p90 !== undefined && losses === 0 && this.#startsYield(p90, previous);
     // A loss tick is handled by the loss rule, and the pause that follows drains the queue it measured.
     const latencyTick = p90 !== undefined && !measuringProbe && losses === 0;
     if (latencyTick) this.#shortMs = this.#shortMs === undefined ? p90 : this.#shortMs + SHORT_LATENCY_ALPHA * (p90 - this.#shortMs);
@@ -612,6 +627,7 @@ export class AdaptiveWaveSizer implements WaveSizer {
     const gradient = short !== undefined && tolerated !== undefined ? clamp(tolerated / short, GRADIENT_MIN, 1) : 1;
     if (short !== undefined) this.#congestedTicks = gradient < 1 ? this.#congestedTicks + 1 : 0;
     const overCeiling = short !== undefined && short > QUEUEING_CEILING_SHARE * this.#latencyTargetMs;
+    if (short !== undefined) this.#overCeilingTicks = overCeiling ? this.#overCeilingTicks + 1 : 0;
     // Gradient2's estimate; rule 4 takes a GRADIENT_SMOOTHING share of it below the ceiling. Its √R
     // term claims a share of a queue that may be ours; one a probe showed is not, it leaves alone.
     const gradientRate = gradient * previous + (this.#yield && overCeiling ? 0 : Math.sqrt(previous));
@@ -643,6 +659,11 @@ export class AdaptiveWaveSizer implements WaveSizer {
       this.#action = {
         limitedBy: "Latency",
         note: `write latency p90 ${formatMs(p90)} is above spec.guards.apiServer.latencyTarget ${this.#spec.guards.apiServer.latencyTarget}`,
+      };
+    } else if (yieldsNow) {
+      this.#action = {
+        limitedBy: "Latency",
+        note: `write latency p90 ${formatMs(p90)} at ${PROBE_RATE_FACTOR}× rate, no lower than before: the queue is someone else's, yielding`,
       };
     } else if (measuringProbe) {
       if (p90 !== undefined && baseline !== undefined) {
@@ -684,33 +705,41 @@ export class AdaptiveWaveSizer implements WaveSizer {
     } else {
       this.#latencyEpisode = false;
       let grown = previous + GRADIENT_SMOOTHING * Math.sqrt(previous);
-      // Recovery assumes the server's room came back; while yielding, a probe has yet to say so.
+      // Recovery assumes the server's room came back; beside someone else's load only slow growth finds out.
       const recoveryTarget = this.#yield ? 0 : (this.#lossRate ?? 0) * RECOVERY_TARGET_FRACTION;
       if (previous < recoveryTarget) grown = Math.max(grown, previous + (recoveryTarget - previous) * RECOVERY_GAIN);
       this.#rate = grown;
-      const mode = this.#yield ? "yielding to others' load, growing slowly" : previous < recoveryTarget ? "recovering" : "probing";
+      const mode = this.#yield
+        ? `yielding to others' load until back at ${formatRate(this.#yieldEndRate(this.#yield))}, growing slowly`
+        : previous < recoveryTarget
+          ? "recovering"
+          : "probing";
       this.#action = { limitedBy: "Rate", note: `${mode}${latencyNote ? `, ${latencyNote}` : ""}` };
     }
 
     // An overloaded tick (loss, or above the ceiling) says nothing about unloaded latency.
     const overloaded = losses > 0 || (p90 !== undefined && p90 > this.#latencyTargetMs);
     if (p90 !== undefined && !measuringProbe && !warm && !overloaded) this.#warmUpBaseline(p90);
+    if (this.#yield && this.#rate >= this.#yieldEndRate(this.#yield)) this.#yield = undefined;
     this.#rate = clamp(Math.min(this.#rate, previous * MAX_GROWTH_PER_TICK), this.#minRate(), this.#maxRate());
   }
 
   /**
-   * A probe's p90 says whose queue it is: still above the ceiling at half rate, and well above the
-   * unloaded latency we knew, it is someone else's, and we yield until a probe finds latency back
-   * within what we tolerated before (YIELD_MIN_WRITE_RATE_PER_S).
+   * Whether a probe's p90 shows the queue is someone else's, and if so starts yielding
+   * (YIELD_MIN_WRITE_RATE_PER_S): halving our writes did not lower it, it is past the ceiling, and
+   * well above the unloaded latency we knew.
    */
-  #judgeProbe(p90: number): void {
+  #startsYield(p90: number, rate: number): boolean {
     const baseline = this.#baselineMs;
-    if (baseline === undefined) return;
-    if (this.#yield) {
-      if (p90 <= this.#yield.endsAtMs) this.#yield = undefined;
-    } else if (p90 > QUEUEING_CEILING_SHARE * this.#latencyTargetMs && p90 > GRADIENT_TOLERANCE * baseline) {
-      this.#yield = { endsAtMs: this.#tolerated(baseline) };
-    }
+    if (baseline === undefined || this.#yield) return false;
+    const notOurs = p90 >= (this.#shortMs ?? Infinity) && p90 > QUEUEING_CEILING_SHARE * this.#latencyTargetMs && p90 > GRADIENT_TOLERANCE * baseline;
+    if (notOurs) this.#yield = { untilRate: RECOVERY_TARGET_FRACTION * Math.max(this.#lossRate ?? rate, rate) };
+    return notOurs;
+  }
+
+  /** A spec change may lower maxSize below the rate yielding waits for. */
+  #yieldEndRate(y: { untilRate: number }): number {
+    return Math.min(y.untilRate, this.#maxRate());
   }
 
   /** The p90 the gradient reads as no queueing. */
