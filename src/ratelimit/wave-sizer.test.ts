@@ -484,15 +484,23 @@ describe("AdaptiveWaveSizer: yielding to someone else's queue", () => {
     expect(ticks).toBeGreaterThan(100);
   });
 
-  it("does not yield when a probe's p90, though past the ceiling, is lower than before it: the queue is at least partly ours", () => {
+  it("does not yield when a probe's p90, though past the ceiling, fell by more than the tolerance: the queue is at least partly ours", () => {
     const sizer = new AdaptiveWaveSizer(spec());
     const trace = new Trace(sizer);
     trace.run(8, 40);
     for (let i = 0; i < 80; i++) {
-      trace.step(isProbe(trace.last) ? 600 : QUEUED_P90);
+      trace.step(isProbe(trace.last) ? 0.7 * (QUEUED_P90 / GRADIENT_TOLERANCE) : QUEUED_P90); // 504 ms: still past the ceiling
       expect(sizer.state.yielding).toBe(false);
     }
     expect(sizer.state.perSecond).toBeGreaterThanOrEqual(10);
+  });
+
+  it("yields when a probe's p90 fell, but by less than the tolerance (noise, not our queue draining)", () => {
+    const sizer = new AdaptiveWaveSizer(spec());
+    const trace = new Trace(sizer);
+    trace.run(8, 40);
+    for (let i = 0; i < 20 && !sizer.state.yielding; i++) trace.step(isProbe(trace.last) ? 1.05 * (QUEUED_P90 / GRADIENT_TOLERANCE) : QUEUED_P90);
+    expect(sizer.state.yielding).toBe(true);
   });
 
   it("does not yield on a queue that a half-rate probe shows is its own", () => {

@@ -141,9 +141,11 @@ export const PROBE_BASELINE_WEIGHT = 0.5;
 export const PROBE_AFTER_OVER_CEILING_TICKS = 3;
 /**
  * Least write rate while the sizer yields to someone else's load. It yields when a probe wave, sent
- * at half rate, finds p90 no lower than the smoothed p90 before it, above QUEUEING_CEILING_SHARE of
- * the target and above GRADIENT_TOLERANCE × the baseline: halving our writes did not shorten the
- * queue, so it is not ours (and that probe does not feed the baseline). While yielding the rate's
+ * at half rate, finds p90 above QUEUEING_CEILING_SHARE of the target, above GRADIENT_TOLERANCE × the
+ * baseline, and lower than the smoothed p90 before it by less than that tolerance: halving our
+ * writes did not shorten the queue beyond noise, so it is not ours (and that probe does not feed the
+ * baseline). Requiring no fall at all missed a probe at 558 ms after a smoothed 590 ms, 3 s after a
+ * second writer started (full-mode stressor, 2026-12-04 01:58). While yielding the rate's
  * floor is this instead of minSize per period (waves keep minSize pods and are sent over longer than
  * a period), a cut past the ceiling drops the gradient's √R term, no probes are sent, and growth is
  * additive only, until the rate is back at RECOVERY_TARGET_FRACTION of the rate its latency episode
@@ -663,7 +665,7 @@ export class AdaptiveWaveSizer implements WaveSizer {
     } else if (yieldsNow) {
       this.#action = {
         limitedBy: "Latency",
-        note: `write latency p90 ${formatMs(p90)} at ${PROBE_RATE_FACTOR}× rate, no lower than before: the queue is someone else's, yielding`,
+        note: `write latency p90 ${formatMs(p90)} at ${PROBE_RATE_FACTOR}× rate, hardly lower than before: the queue is someone else's, yielding`,
       };
     } else if (measuringProbe) {
       if (p90 !== undefined && baseline !== undefined) {
@@ -726,13 +728,13 @@ export class AdaptiveWaveSizer implements WaveSizer {
 
   /**
    * Whether a probe's p90 shows the queue is someone else's, and if so starts yielding
-   * (YIELD_MIN_WRITE_RATE_PER_S): halving our writes did not lower it, it is past the ceiling, and
-   * well above the unloaded latency we knew.
+   * (YIELD_MIN_WRITE_RATE_PER_S): halving our writes did not lower it beyond noise, it is past the
+   * ceiling, and well above the unloaded latency we knew.
    */
   #startsYield(p90: number, rate: number): boolean {
     const baseline = this.#baselineMs;
     if (baseline === undefined || this.#yield) return false;
-    const notOurs = p90 >= (this.#shortMs ?? Infinity) && p90 > QUEUEING_CEILING_SHARE * this.#latencyTargetMs && p90 > GRADIENT_TOLERANCE * baseline;
+    const notOurs = p90 * GRADIENT_TOLERANCE >= (this.#shortMs ?? Infinity) && p90 > QUEUEING_CEILING_SHARE * this.#latencyTargetMs && p90 > GRADIENT_TOLERANCE * baseline;
     if (notOurs) this.#yield = { untilRate: RECOVERY_TARGET_FRACTION * Math.max(this.#lossRate ?? rate, rate) };
     return notOurs;
   }
