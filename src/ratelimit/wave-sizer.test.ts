@@ -24,6 +24,7 @@ import {
   type WaveSignals,
   type WaveSizer,
   WARMUP_SAMPLE_CAP,
+  YIELD_DRAINED_SHARE,
   YIELD_MIN_WRITE_RATE_PER_S,
   PROBE_AFTER_OVER_CEILING_TICKS,
   createWaveSizer,
@@ -464,11 +465,15 @@ describe("AdaptiveWaveSizer: yielding to someone else's queue", () => {
     expect(before).toBe(200);
     trace.run(35, OTHERS_P90);
     expect(sizer.state.yielding).toBe(true);
+    // The other writer still runs: p90 is under the gradient's tolerance (40 ms + 0.25 s) but well
+    // above a drained queue's.
+    const besideOthers = 250;
+    expect(besideOthers).toBeGreaterThan(YIELD_DRAINED_SHARE * 1_000);
     let rate = sizer.state.perSecond;
     let ticks = 0;
     let slow = 0;
     while (sizer.state.yielding && ticks < 500) {
-      const d = trace.step(40);
+      const d = trace.step(besideOthers);
       ticks++;
       if (sizer.state.yielding) expect(isProbe(d)).toBe(false);
       const next = sizer.state.perSecond;
@@ -482,6 +487,38 @@ describe("AdaptiveWaveSizer: yielding to someone else's queue", () => {
     expect(rate).toBeGreaterThanOrEqual(RECOVERY_TARGET_FRACTION * before);
     // Additive growth from the floor, (√180 − √2) / 0.1 ≈ 120 ticks: slow, as meant.
     expect(ticks).toBeGreaterThan(100);
+  });
+
+  it("stops yielding once the smoothed p90 is below YIELD_DRAINED_SHARE of the target, and recovers quickly from there", () => {
+    const sizer = new AdaptiveWaveSizer(spec({ waves: { maxSize: 200 } }));
+    const trace = new Trace(sizer);
+    trace.run(8, 40);
+    const before = sizer.state.perSecond;
+    trace.run(35, OTHERS_P90);
+    expect(sizer.state.yielding).toBe(true);
+    const drainedP90 = 0.5 * YIELD_DRAINED_SHARE * 1_000;
+    // Each tick halves the smoothed p90's gap to it (SHORT_LATENCY_ALPHA): 700 → 388 → 231 → 153 → 114 ms.
+    const ticks = Array.from({ length: 4 }, () => ({ wave: trace.step(drainedP90), yielding: sizer.state.yielding }));
+    expect(ticks.map((t) => t.yielding)).toEqual([true, true, true, false]);
+    expect(ticks.at(-1)?.wave.message).toContain("the queue it yielded to has drained, recovering");
+    // Probes resume on the next tick (the last was over 30 s ago).
+    expect(trace.step(drainedP90).message).toContain("re-measuring");
+    trace.run(10, drainedP90);
+    // Additive growth alone (√R up 0.1 a tick) would have reached about 9/s from the 2/s floor.
+    expect(sizer.state.perSecond).toBeGreaterThan(0.8 * before);
+  });
+
+  it("does not yield while other rollouts of the operator write too (a budget is set): its probe halves only its own writes", () => {
+    const sizer = new AdaptiveWaveSizer(spec());
+    const trace = new Trace(sizer);
+    trace.run(8, 40);
+    const rates: number[] = [];
+    for (let i = 0; i < 80; i++) {
+      trace.step(OTHERS_P90, {}, { budget: 1_000 });
+      rates.push(sizer.state.perSecond);
+      expect(sizer.state.yielding).toBe(false);
+    }
+    expect(Math.min(...rates)).toBeGreaterThanOrEqual(10);
   });
 
   it("does not yield when a probe's p90, though past the ceiling, fell by more than the tolerance: the queue is at least partly ours", () => {

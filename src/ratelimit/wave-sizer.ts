@@ -149,15 +149,26 @@ export const PROBE_AFTER_OVER_CEILING_TICKS = 3;
  * floor is this instead of minSize per period (waves keep minSize pods and are sent over longer than
  * a period), a cut past the ceiling drops the gradient's √R term, no probes are sent, and growth is
  * additive only, until the rate is back at RECOVERY_TARGET_FRACTION of the rate its latency episode
- * began at. Ending sooner on a probe's low latency fails: beside a second writer that holds the
- * server at its capacity, a probe at a few writes/s reads ~200 ms, and the quick recovery that
- * followed overloaded the server again (full-mode stressor, 2026-12-04 01:32). Before yielding
+ * began at or the queue has drained (YIELD_DRAINED_SHARE). Ending sooner on a probe's low latency
+ * fails: beside a second writer that holds the server at its capacity, a probe at a few writes/s
+ * reads ~200 ms, and the quick recovery that followed overloaded the server again (full-mode stressor, 2026-12-04 01:32). Before yielding
  * existed, the minSize floor and the √R equilibrium, R = 1/(1 − g)², held the rollout at 10–13/s
  * beside a 50/s writer, and that alone kept the bystander's p99 over 1 s in 25 of 93 seconds
  * (2026-12-03 10:15). A server that was slow from the start (a webhook, say) never yields: its first
- * baseline is already high.
+ * baseline is already high. Nor does a rollout yield while other rollouts of this operator write
+ * (WaveSignals.budget): its probe halves only its own share of the load.
  */
 export const YIELD_MIN_WRITE_RATE_PER_S = 2;
+/**
+ * A yield ends early once the smoothed p90 is below this share of the target: the queue it yielded
+ * to has drained (a yield begins above QUEUEING_CEILING_SHARE, over three times higher), and quick
+ * recovery may climb back. Beside a second writer still running, the yielding rollout's writes read
+ * 290–480 ms (full-mode stressor, 2026-12-04 01:32); once the kubelets' status writes for its own
+ * starting pods had drained, 17–110 ms, yet additive growth took another 80 s to end the yield
+ * (2026-12-04 03:01). A yield set off by a peer rollout of this operator likewise crawled on at
+ * p90 14–20 ms after the peer finished (two-rollout test, 2026-12-04).
+ */
+export const YIELD_DRAINED_SHARE = 0.15;
 /** Most the latency ceiling cuts in one tick, as for loss. */
 export const LATENCY_CEILING_MIN_FACTOR = 0.5;
 /** Hold (no growth) once p90 reaches this fraction of latencyTarget, rather than saw against the ceiling. */
@@ -269,7 +280,12 @@ export interface WaveSignals {
   ipam?: IpHeadroom;
   /** Free pod slots on eligible nodes. */
   nodeSlots?: number;
-  /** Pods this rollout may create this wave under a cluster-wide budget. */
+  /**
+   * Pods this rollout may create this wave under a cluster-wide budget. Set only while other
+   * rollouts of this operator write too: a probe then halves this rollout's writes but not theirs,
+   * so it cannot show that a queue is someone else's, and the sizer does not yield on it (the
+   * cluster's own sizer, whose probes halve every rollout's writes, still can).
+   */
   budget?: number;
 }
 
@@ -464,6 +480,8 @@ export class AdaptiveWaveSizer implements WaveSizer {
   #overCeilingTicks = 0;
   /** Set while yielding (YIELD_MIN_WRITE_RATE_PER_S): the rate that ends it. */
   #yield: { untilRate: number } | undefined;
+  /** The yield ended this tick because the queue drained: its wave says so, and a probe waits a tick. */
+  #drainedNow = false;
   #action: RateAction = { limitedBy: "Rate", note: "starting at spec.waves.initialSize" };
 
   constructor(spec: SizerSpec) {
@@ -559,6 +577,7 @@ export class AdaptiveWaveSizer implements WaveSizer {
     const probe =
       !this.#slowStart &&
       !this.#yield &&
+      !this.#drainedNow &&
       this.#baselineSamples >= BASELINE_WARMUP_SAMPLES &&
       (sinceProbe >= BASELINE_PROBE_INTERVAL_MS || (sinceProbe >= PROBE_MIN_SPACING_MS && early));
     if (probe) this.#probe = "sending";
@@ -619,11 +638,15 @@ export class AdaptiveWaveSizer implements WaveSizer {
     this.#pauseUntil = Math.max(this.#pauseUntil, signals.retryAfterUntil ?? 0, w?.retryAfterUntil ?? 0);
 
     const losses = w ? lossCount(w) : 0;
-    const yieldsNow = measuringProbe && p90 !== undefined && losses === 0 && this.#startsYield(p90, previous);
+    const peersWriting = signals.budget !== undefined;
+    const yieldsNow = measuringProbe && !peersWriting && p90 !== undefined && losses === 0 && this.#startsYield(p90, previous);
     // A loss tick is handled by the loss rule, and the pause that follows drains the queue it measured.
     const latencyTick = p90 !== undefined && !measuringProbe && losses === 0;
     if (latencyTick) this.#shortMs = this.#shortMs === undefined ? p90 : this.#shortMs + SHORT_LATENCY_ALPHA * (p90 - this.#shortMs);
     const short = latencyTick ? this.#shortMs : undefined;
+    const drained = this.#yield !== undefined && short !== undefined && short < YIELD_DRAINED_SHARE * this.#latencyTargetMs;
+    this.#drainedNow = drained;
+    if (drained) this.#yield = undefined;
     const baseline = this.#baselineMs;
     const tolerated = baseline === undefined ? undefined : this.#tolerated(baseline);
     const gradient = short !== undefined && tolerated !== undefined ? clamp(tolerated / short, GRADIENT_MIN, 1) : 1;
@@ -714,7 +737,9 @@ export class AdaptiveWaveSizer implements WaveSizer {
       const mode = this.#yield
         ? `yielding to others' load until back at ${formatRate(this.#yieldEndRate(this.#yield))}, growing slowly`
         : previous < recoveryTarget
-          ? "recovering"
+          ? drained
+            ? "the queue it yielded to has drained, recovering"
+            : "recovering"
           : "probing";
       this.#action = { limitedBy: "Rate", note: `${mode}${latencyNote ? `, ${latencyNote}` : ""}` };
     }
