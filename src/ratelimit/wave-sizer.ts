@@ -151,10 +151,10 @@ export const PROBE_AFTER_OVER_CEILING_TICKS = 3;
  * additive only, until the rate is back at RECOVERY_TARGET_FRACTION of the rate its latency episode
  * began at or the queue has drained (YIELD_DRAINED_SHARE). Ending sooner on a probe's low latency
  * fails: beside a second writer that holds the server at its capacity, a probe at a few writes/s
- * reads ~200 ms, and the quick recovery that followed overloaded the server again (full-mode stressor, 2026-12-04 01:32). Before yielding
- * existed, the minSize floor and the √R equilibrium, R = 1/(1 − g)², held the rollout at 10–13/s
- * beside a 50/s writer, and that alone kept the bystander's p99 over 1 s in 25 of 93 seconds
- * (2026-12-03 10:15). A server that was slow from the start (a webhook, say) never yields: its first
+ * reads ~200 ms, and the quick recovery that followed overloaded the server again (full-mode
+ * stressor, 2026-12-04 01:32). Before yielding existed, the minSize floor and the √R equilibrium,
+ * R = 1/(1 − g)², held the rollout at 10–13/s beside a 50/s writer, and that alone kept the
+ * bystander's p99 over 1 s in 25 of 93 seconds (2026-12-03 10:15). A server that was slow from the start (a webhook, say) never yields: its first
  * baseline is already high. Nor does a rollout yield while other rollouts of this operator write
  * (WaveSignals.budget): its probe halves only its own share of the load.
  */
