@@ -6,26 +6,28 @@
 // Each call (one per wave decision) applies the first rule that matches:
 //   1. loss (429, 5xx, timeout, dropped connection): R ×= 0.5 once per congestion episode, pause until
 //      the largest Retry-After (at least LOSS_MIN_PAUSE_MS), leave slow start (AIMD, DESIGN);
-//   2. p90 above spec.guards.apiServer.latencyTarget, a hard ceiling: R ×= max(0.5, target/p90), or
-//      the gradient's whole step (rule 4) if that cuts more;
-//   3. the tick that follows a baseline probe only re-anchors the baseline;
-//   4. the latency gradient (DESIGN, Gradient2): g = clamp(tolerated/short, 0.5, 1) with
+//   2. the smoothed p90 past QUEUEING_CEILING_SHARE of the target while others launch pods beside us:
+//      R ×= GRADIENT_MIN and yield to them (YIELD_MIN_WRITE_RATE_PER_S);
+//   3. p90 above spec.guards.apiServer.latencyTarget, a hard ceiling: R ×= max(0.5, target/p90), or
+//      the gradient's whole step (rule 5) if that cuts more;
+//   4. the tick that follows a baseline probe only re-anchors the baseline;
+//   5. the latency gradient (DESIGN, Gradient2): g = clamp(tolerated/short, 0.5, 1) with
 //      tolerated = min(baseline + 0.25·target, 0.5·target), where short is our p90 lightly smoothed
 //      over ticks and target is latencyTarget: the SLO bounds the queueing delay callers accept on
 //      top of the unloaded latency (LEDBAT's form), and no baseline lifts tolerated past 0.5·target.
 //      Slow start tolerates only 1.25·baseline (DESIGN's tolerance), so it stops at the first queue;
 //      g < 1 → R = 0.8·R + 0.2·(g·R + √R), never growing; with short above 0.5·target, the whole
 //      step R = g·R + √R (the ceiling is a bound, not a point to ease towards);
-//   5. p90 within LATENCY_TARGET_HEADROOM of the target, p99 above it (the API call SLO is a p99), or
+//   6. p90 within LATENCY_TARGET_HEADROOM of the target, p99 above it (the API call SLO is a p99), or
 //      the last wave did not use the rate (a guard held it back, so the server told us nothing about
 //      more): hold;
-//   6. grow: slow start ×2 until the first congestion signal, then R + 0.2·√R (DESIGN's formula at
+//   7. grow: slow start ×2 until the first congestion signal, then R + 0.2·√R (DESIGN's formula at
 //      g = 1), sped up towards 0.9 × the rate the last loss or latency episode began at (CUBIC's quick
 //      return). An episode that begins below the last one's rate remembers less than its own rate
 //      (CUBIC's fast convergence), so a writer that arrived since keeps the share it took.
 // Changes to R are bounded to ×2 up and ×0.5 down per tick, and R stays in [minSize, maxSize]/period,
-// except while a probe has shown the queue is someone else's: the sizer then yields
-// (YIELD_MIN_WRITE_RATE_PER_S), down to a lower floor, with minSize waves sent over longer.
+// except while the sizer yields to another writer launching pods beside it (YIELD_MIN_WRITE_RATE_PER_S):
+// down to a lower floor, with minSize waves sent over longer.
 // A wave's cycle is longer than the time its writes take to send: the slowest answers, the status
 // patch and the next reconcile follow before the next wave starts. That overhead is measured from
 // the spacing of wave decisions and the wave's writes are sent faster to make room for it, so the
@@ -140,35 +142,43 @@ export const PROBE_BASELINE_WEIGHT = 0.5;
  */
 export const PROBE_AFTER_OVER_CEILING_TICKS = 3;
 /**
- * Least write rate while the sizer yields to someone else's load. It yields when a probe wave, sent
- * at half rate, finds p90 above QUEUEING_CEILING_SHARE of the target, above GRADIENT_TOLERANCE × the
- * baseline, and lower than the smoothed p90 before it by less than that tolerance: halving our
- * writes did not shorten the queue beyond noise, so it is not ours (and that probe does not feed the
- * baseline). Requiring no fall at all missed a probe at 558 ms after a smoothed 590 ms, 3 s after a
- * second writer started (full-mode stressor, 2026-12-04 01:58). While yielding the rate's
- * floor is this instead of minSize per period (waves keep minSize pods and are sent over longer than
- * a period), a cut past the ceiling drops the gradient's √R term, no probes are sent, and growth is
- * additive only, until the rate is back at RECOVERY_TARGET_FRACTION of the rate its latency episode
- * began at or the queue has drained (YIELD_DRAINED_SHARE). Ending sooner on a probe's low latency
- * fails: beside a second writer that holds the server at its capacity, a probe at a few writes/s
- * reads ~200 ms, and the quick recovery that followed overloaded the server again (full-mode
- * stressor, 2026-12-04 01:32). Before yielding existed, the minSize floor and the √R equilibrium,
+ * Least write rate while the sizer yields to another writer's load. It yields when the smoothed p90
+ * is past QUEUEING_CEILING_SHARE of the target while others create pods at OTHERS_CREATING_MIN_PER_S
+ * or more, and at OTHERS_CREATING_MIN_SHARE of our rate or more (WaveSignals.othersCreating): the
+ * queue is then theirs as much as ours, and a bulk launch is the one that can wait. The yield cuts
+ * the rate by GRADIENT_MIN at once; after that the rate's floor is this instead of minSize per
+ * period (waves keep minSize pods and are sent over longer than a period), a cut past the ceiling
+ * drops the gradient's √R term, no probes are sent, and growth is additive only. It ends once the
+ * others stop (their rate under OTHERS_CREATING_MIN_PER_S; quick recovery then climbs back), the
+ * queue has drained (YIELD_DRAINED_SHARE), or additive growth is back at RECOVERY_TARGET_FRACTION of
+ * the rate the episode began at. Before yielding existed, the minSize floor and the √R equilibrium,
  * R = 1/(1 − g)², held the rollout at 10–13/s beside a 50/s writer, and that alone kept the
- * bystander's p99 over 1 s in 25 of 93 seconds (2026-12-03 10:15). A server that was slow from the start (a webhook, say) never yields: its first
- * baseline is already high. Nor does a rollout yield while other rollouts of this operator write
- * (WaveSignals.budget): its probe halves only its own share of the load.
+ * bystander's p99 over 1 s in 25 of 93 seconds (2026-12-03 10:15).
+ * Why the others' creates and not a probe: the sizer first inferred someone else's queue from a
+ * half-rate probe whose p90 hardly fell. That test cannot tell another writer from the load our own
+ * pods cause (the kubelets' status writes as they start), so it yielded twice with no second writer
+ * (full run 2026-12-04 04:16); and beside a real 50/s writer its probes read 178 and 361 ms, under
+ * the ceiling, so the yield began 54 s after the writer did and the bystander's p99 reached 1,048 ms.
  */
 export const YIELD_MIN_WRITE_RATE_PER_S = 2;
 /**
  * A yield ends early once the smoothed p90 is below this share of the target: the queue it yielded
  * to has drained (a yield begins above QUEUEING_CEILING_SHARE, over three times higher), and quick
  * recovery may climb back. Beside a second writer still running, the yielding rollout's writes read
- * 290–480 ms (full-mode stressor, 2026-12-04 01:32); once the kubelets' status writes for its own
- * starting pods had drained, 17–110 ms, yet additive growth took another 80 s to end the yield
- * (2026-12-04 03:01). A yield set off by a peer rollout of this operator likewise crawled on at
- * p90 14–20 ms after the peer finished (two-rollout test, 2026-12-04).
+ * 290–480 ms (full-mode stressor, 2026-12-04 01:32); once the queue had drained, 17–110 ms, yet
+ * additive growth took another 80 s to end the yield (2026-12-04 03:01).
  */
 export const YIELD_DRAINED_SHARE = 0.15;
+/**
+ * Pods a second that others must create before the sizer counts them as a writer beside it: less
+ * is background (a CronJob, a Deployment scaling by a few replicas), which the gradient handles.
+ */
+export const OTHERS_CREATING_MIN_PER_S = 5;
+/**
+ * Others' creates must also reach this share of our own rate to be a writer we yield to: beside a
+ * rollout writing 200/s, a 10/s writer is not whose queue it is.
+ */
+export const OTHERS_CREATING_MIN_SHARE = 0.25;
 /** Most the latency ceiling cuts in one tick, as for loss. */
 export const LATENCY_CEILING_MIN_FACTOR = 0.5;
 /** Hold (no growth) once p90 reaches this fraction of latencyTarget, rather than saw against the ceiling. */
@@ -280,13 +290,13 @@ export interface WaveSignals {
   ipam?: IpHeadroom;
   /** Free pod slots on eligible nodes. */
   nodeSlots?: number;
-  /**
-   * Pods this rollout may create this wave under a cluster-wide budget. Set only while other
-   * rollouts of this operator write too: a probe then halves this rollout's writes but not theirs,
-   * so it cannot show that a queue is someone else's, and the sizer does not yield on it (the
-   * cluster's own sizer, whose probes halve every rollout's writes, still can).
-   */
+  /** Pods this rollout may create this wave under a cluster-wide budget; set only while other rollouts of this operator write too. */
   budget?: number;
+  /**
+   * Pods per second created by others (not by any rollout of this operator) in the operator's scope,
+   * over the last few seconds (SchedulerSignal.othersCreating): a writer whose load shares our queue.
+   */
+  othersCreating?: number;
 }
 
 export interface WaveDecision {
@@ -480,8 +490,8 @@ export class AdaptiveWaveSizer implements WaveSizer {
   #overCeilingTicks = 0;
   /** Set while yielding (YIELD_MIN_WRITE_RATE_PER_S): the rate that ends it. */
   #yield: { untilRate: number } | undefined;
-  /** The yield ended this tick because the queue drained: its wave says so, and a probe waits a tick. */
-  #drainedNow = false;
+  /** Why a yield ended this tick, if one did: its wave says so, and a probe waits a tick. */
+  #yieldEndedNow: string | undefined;
   #action: RateAction = { limitedBy: "Rate", note: "starting at spec.waves.initialSize" };
 
   constructor(spec: SizerSpec) {
@@ -577,7 +587,7 @@ export class AdaptiveWaveSizer implements WaveSizer {
     const probe =
       !this.#slowStart &&
       !this.#yield &&
-      !this.#drainedNow &&
+      this.#yieldEndedNow === undefined &&
       this.#baselineSamples >= BASELINE_WARMUP_SAMPLES &&
       (sinceProbe >= BASELINE_PROBE_INTERVAL_MS || (sinceProbe >= PROBE_MIN_SPACING_MS && early));
     if (probe) this.#probe = "sending";
@@ -638,23 +648,22 @@ export class AdaptiveWaveSizer implements WaveSizer {
     this.#pauseUntil = Math.max(this.#pauseUntil, signals.retryAfterUntil ?? 0, w?.retryAfterUntil ?? 0);
 
     const losses = w ? lossCount(w) : 0;
-    const peersWriting = signals.budget !== undefined;
-    const yieldsNow = measuringProbe && !peersWriting && p90 !== undefined && losses === 0 && this.#startsYield(p90, previous);
     // A loss tick is handled by the loss rule, and the pause that follows drains the queue it measured.
     const latencyTick = p90 !== undefined && !measuringProbe && losses === 0;
     if (latencyTick) this.#shortMs = this.#shortMs === undefined ? p90 : this.#shortMs + SHORT_LATENCY_ALPHA * (p90 - this.#shortMs);
     const short = latencyTick ? this.#shortMs : undefined;
-    const drained = this.#yield !== undefined && short !== undefined && short < YIELD_DRAINED_SHARE * this.#latencyTargetMs;
-    this.#drainedNow = drained;
-    if (drained) this.#yield = undefined;
+    const others = signals.othersCreating ?? 0;
+    this.#yieldEndedNow = this.#yield ? this.#yieldEnds(short, others) : undefined;
+    if (this.#yieldEndedNow) this.#yield = undefined;
     const baseline = this.#baselineMs;
     const tolerated = baseline === undefined ? undefined : this.#tolerated(baseline);
     const gradient = short !== undefined && tolerated !== undefined ? clamp(tolerated / short, GRADIENT_MIN, 1) : 1;
     if (short !== undefined) this.#congestedTicks = gradient < 1 ? this.#congestedTicks + 1 : 0;
     const overCeiling = short !== undefined && short > QUEUEING_CEILING_SHARE * this.#latencyTargetMs;
     if (short !== undefined) this.#overCeilingTicks = overCeiling ? this.#overCeilingTicks + 1 : 0;
-    // Gradient2's estimate; rule 4 takes a GRADIENT_SMOOTHING share of it below the ceiling. Its √R
-    // term claims a share of a queue that may be ours; one a probe showed is not, it leaves alone.
+    const yieldsNow = !this.#yield && losses === 0 && overCeiling && others >= Math.max(OTHERS_CREATING_MIN_PER_S, OTHERS_CREATING_MIN_SHARE * previous);
+    // Gradient2's estimate; rule 5 takes a GRADIENT_SMOOTHING share of it below the ceiling. Its √R
+    // term claims a share of a queue that may be ours; one we yield to others on, it leaves alone.
     const gradientRate = gradient * previous + (this.#yield && overCeiling ? 0 : Math.sqrt(previous));
     const warm = this.#baselineSamples >= BASELINE_WARMUP_SAMPLES;
     const latencyNote = short === undefined ? "" : `p90 ${formatMs(short)}${baseline === undefined ? "" : `, baseline ${formatMs(baseline)}`}`;
@@ -674,6 +683,15 @@ export class AdaptiveWaveSizer implements WaveSizer {
       } else {
         this.#action = { limitedBy: "ApiServer", note: `API server still rejecting (${describeLosses(w)}); rate already halved for this episode` };
       }
+    } else if (yieldsNow) {
+      this.#beginLatencyEpisode(previous);
+      this.#yield = { untilRate: RECOVERY_TARGET_FRACTION * Math.max(this.#lossRate ?? previous, previous) };
+      this.#rate = previous * GRADIENT_MIN;
+      this.#slowStart = false;
+      this.#action = {
+        limitedBy: "Latency",
+        note: `others create pods at ${formatRate(others)} and write latency ${latencyNote} is past ${QUEUEING_CEILING_SHARE}× the target: yielding to them`,
+      };
     } else if (p90 !== undefined && p90 > this.#latencyTargetMs) {
       this.#beginLatencyEpisode(previous);
       // Never a smaller cut than the gradient would take just below the target: the response must
@@ -684,11 +702,6 @@ export class AdaptiveWaveSizer implements WaveSizer {
       this.#action = {
         limitedBy: "Latency",
         note: `write latency p90 ${formatMs(p90)} is above spec.guards.apiServer.latencyTarget ${this.#spec.guards.apiServer.latencyTarget}`,
-      };
-    } else if (yieldsNow) {
-      this.#action = {
-        limitedBy: "Latency",
-        note: `write latency p90 ${formatMs(p90)} at ${PROBE_RATE_FACTOR}× rate, hardly lower than before: the queue is someone else's, yielding`,
       };
     } else if (measuringProbe) {
       if (p90 !== undefined && baseline !== undefined) {
@@ -712,7 +725,7 @@ export class AdaptiveWaveSizer implements WaveSizer {
         limitedBy: "Latency",
         note: `write latency ${latencyNote}: ${
           overCeiling
-            ? `queueing past ${QUEUEING_CEILING_SHARE}× the target, cutting${this.#yield ? " (yielding: a half-rate probe showed the queue is not ours)" : ""}`
+            ? `queueing past ${QUEUEING_CEILING_SHARE}× the target, cutting${this.#yield ? ` (yielding: others create pods at ${formatRate(others)})` : ""}`
             : "queueing, easing off"
         }`,
       };
@@ -735,10 +748,10 @@ export class AdaptiveWaveSizer implements WaveSizer {
       if (previous < recoveryTarget) grown = Math.max(grown, previous + (recoveryTarget - previous) * RECOVERY_GAIN);
       this.#rate = grown;
       const mode = this.#yield
-        ? `yielding to others' load until back at ${formatRate(this.#yieldEndRate(this.#yield))}, growing slowly`
+        ? `yielding to others creating pods at ${formatRate(others)} until back at ${formatRate(this.#yieldEndRate(this.#yield))}, growing slowly`
         : previous < recoveryTarget
-          ? drained
-            ? "the queue it yielded to has drained, recovering"
+          ? this.#yieldEndedNow
+            ? `${this.#yieldEndedNow}, recovering`
             : "recovering"
           : "probing";
       this.#action = { limitedBy: "Rate", note: `${mode}${latencyNote ? `, ${latencyNote}` : ""}` };
@@ -751,17 +764,11 @@ export class AdaptiveWaveSizer implements WaveSizer {
     this.#rate = clamp(Math.min(this.#rate, previous * MAX_GROWTH_PER_TICK), this.#minRate(), this.#maxRate());
   }
 
-  /**
-   * Whether a probe's p90 shows the queue is someone else's, and if so starts yielding
-   * (YIELD_MIN_WRITE_RATE_PER_S): halving our writes did not lower it beyond noise, it is past the
-   * ceiling, and well above the unloaded latency we knew.
-   */
-  #startsYield(p90: number, rate: number): boolean {
-    const baseline = this.#baselineMs;
-    if (baseline === undefined || this.#yield) return false;
-    const notOurs = p90 * GRADIENT_TOLERANCE >= (this.#shortMs ?? Infinity) && p90 > QUEUEING_CEILING_SHARE * this.#latencyTargetMs && p90 > GRADIENT_TOLERANCE * baseline;
-    if (notOurs) this.#yield = { untilRate: RECOVERY_TARGET_FRACTION * Math.max(this.#lossRate ?? rate, rate) };
-    return notOurs;
+  /** Why the current yield ends now, if it does: the others stopped, or the queue drained. */
+  #yieldEnds(short: number | undefined, others: number): string | undefined {
+    if (others < OTHERS_CREATING_MIN_PER_S) return "the others stopped creating pods";
+    if (short !== undefined && short < YIELD_DRAINED_SHARE * this.#latencyTargetMs) return "the queue it yielded to has drained";
+    return undefined;
   }
 
   /** A spec change may lower maxSize below the rate yielding waits for. */

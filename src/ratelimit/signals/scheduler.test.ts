@@ -10,6 +10,7 @@ import {
   slimUnscheduledPod,
   waitReason,
 } from "./scheduler.ts";
+import { CREATION_RATE_WINDOW_MS } from "./creation-rate.ts";
 
 const logger = pino({ level: "silent" });
 const NO_NODE = "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.";
@@ -87,7 +88,7 @@ describe("SchedulerSignal", () => {
     for (const c of controllers.splice(0)) c.abort();
   });
 
-  function fakeClient(items: unknown[]) {
+  function fakeClient(items: unknown[], events: WatchEvent<unknown>[] = []) {
     const requests: RequestOptions[] = [];
     return {
       requests,
@@ -97,6 +98,7 @@ describe("SchedulerSignal", () => {
           return { code: 200, headers: {}, body: { metadata: { resourceVersion: "10" }, items } as T };
         },
         async *watch<T>(_path: string, _query: Query, signal: AbortSignal): AsyncGenerator<WatchEvent<T>> {
+          yield* events.splice(0) as WatchEvent<T>[];
           await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
           // A watch that stays open without events until the informer stops.
           yield* [];
@@ -135,5 +137,30 @@ describe("SchedulerSignal", () => {
     fail = true;
     expect(await signal.scrapeQueues()).toBeUndefined();
     expect(signal.queues()).toBeUndefined();
+  });
+
+  it("counts the pods others create once synced: not those listed at start, not any rollout's, not those created bound", async () => {
+    let now = 100_000;
+    const { client } = fakeClient(
+      [rawPod("before-0"), rawPod("before-1")],
+      [
+        { type: "ADDED", object: rawPod("job-0") },
+        { type: "ADDED", object: rawPod("job-1") },
+        { type: "MODIFIED", object: { ...rawPod("job-1"), metadata: { ...rawPod("job-1").metadata, resourceVersion: "2" } } },
+        { type: "ADDED", object: rawPod("fleet-0", { rollout: "fleet" }) },
+        { type: "ADDED", object: rawPod("static", { node: "node-a" }) },
+      ],
+    );
+    const signal = new SchedulerSignal({ client, logger, clock: () => now });
+    expect(signal.othersCreating()).toBeUndefined();
+    const c = new AbortController();
+    controllers.push(c);
+    void signal.run(c.signal);
+    await signal.waitForSync();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(signal.pending("Cluster", "")).toMatchObject({ pending: 5 });
+    expect(signal.othersCreating()).toBe(2 / (CREATION_RATE_WINDOW_MS / 1_000));
+    now += CREATION_RATE_WINDOW_MS;
+    expect(signal.othersCreating()).toBe(0);
   });
 });

@@ -25,6 +25,7 @@ import { LABEL_NAME, type SchedulerScope } from "../../api/batchrollout.ts";
 import { Informer, type ObjectWithMeta } from "../../controllers/informer.ts";
 import type { KubeClient } from "../../kube/client.ts";
 import { PODS, resourcePath } from "../../kube/resources.ts";
+import { CreationRate } from "./creation-rate.ts";
 import type { MetricsEndpoint } from "./metrics-endpoint.ts";
 import { parseFamilies } from "./prometheus.ts";
 
@@ -143,7 +144,7 @@ export function parseSchedulerQueues(text: string, at: number): SchedulerQueues 
   return out;
 }
 
-type PodSource = Pick<Informer<UnscheduledPod>, "list" | "byIndex" | "hasSynced" | "start" | "waitForSync" | "size">;
+type PodSource = Pick<Informer<UnscheduledPod>, "list" | "byIndex" | "hasSynced" | "start" | "waitForSync" | "size" | "addHandlers">;
 
 export interface SchedulerSignalOptions {
   client: Pick<KubeClient, "request" | "watch">;
@@ -168,6 +169,7 @@ export class SchedulerSignal {
   readonly #clock: () => number;
   #queues: SchedulerQueues | undefined;
   #metricsFailing = false;
+  readonly #othersCreating = new CreationRate();
 
   constructor(opts: SchedulerSignalOptions) {
     this.#log = opts.logger.child({ signal: "scheduler" });
@@ -191,6 +193,12 @@ export class SchedulerSignal {
         },
         logger: opts.logger,
       });
+    this.#pods.addHandlers({
+      // The first list holds pods created before we looked, not a rate; a pod arriving later is new.
+      onAdd: (pod) => {
+        if (this.#pods.hasSynced && pod.metadata.labels?.[LABEL_NAME] === undefined) this.#othersCreating.record(this.#clock());
+      },
+    });
   }
 
   /** Runs the informer (and the metrics scrape, if configured) until the signal aborts. */
@@ -216,6 +224,15 @@ export class SchedulerSignal {
   pending(scope: SchedulerScope, rolloutKey: string): PendingPods | undefined {
     if (!this.#pods.hasSynced) return undefined;
     return countPending(scope === "Cluster" ? this.#pods.list() : this.#pods.byIndex(BY_ROLLOUT_NAME, rolloutKey));
+  }
+
+  /**
+   * Pods per second that something other than a BatchRollout has been creating in the operator's
+   * scope, over the last CREATION_RATE_WINDOW_MS; undefined until the cache has synced. Pods created
+   * already bound (spec.nodeName set by their creator) never wait for the scheduler and are not seen.
+   */
+  othersCreating(): number | undefined {
+    return this.#pods.hasSynced ? this.#othersCreating.perSecond(this.#clock()) : undefined;
   }
 
   /** The last scrape of scheduler_pending_pods, if a metrics URL is configured and a scrape worked. */

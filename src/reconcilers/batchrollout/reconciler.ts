@@ -77,7 +77,7 @@ export interface ReconcilerDeps {
   metrics?: RolloutMetrics;
   /** Cluster-wide signal sources; one that is absent does not bound waves. */
   apiServer?: Pick<ApiServerSignal, "snapshot">;
-  scheduler?: Pick<SchedulerSignal, "pending">;
+  scheduler?: Pick<SchedulerSignal, "pending" | "othersCreating">;
   ipam?: Pick<IpamSignals, "read" | "counts">;
   pace?: Pick<ClusterPace, "grant" | "release" | "forget" | "record">;
   now?: () => number;
@@ -245,9 +245,9 @@ export class BatchRolloutReconciler {
 
   /**
    * Everything the sizer weighs for this rollout's next wave: its own writes, the shared
-   * Retry-After, the scheduler's backlog and its own unschedulable pods, its pods waiting for their
-   * nodes to start them, IP headroom and node slots (only while it has pods to create), and its
-   * share of the cluster's write budget.
+   * Retry-After, the scheduler's backlog and its own unschedulable pods, how fast others create
+   * pods, its pods waiting for their nodes to start them, IP headroom and node slots (only while it
+   * has pods to create), and its share of the cluster's write budget.
    */
   async #readSignals(
     key: string,
@@ -285,6 +285,8 @@ export class BatchRolloutReconciler {
     };
 
     const waiting = this.#deps.scheduler?.pending(spec.guards.scheduler.scope, key);
+    const othersCreating = this.#deps.scheduler?.othersCreating();
+    if (othersCreating !== undefined) signals.othersCreating = othersCreating;
     const unschedulable = pods.filter((p) => p.unschedulableMessage !== undefined && !p.deleting);
     signals.unschedulable = { count: unschedulable.length, ...(unschedulable[0] ? { message: unschedulable[0].unschedulableMessage } : {}) };
     if (waiting) {
