@@ -4,12 +4,13 @@ import { PORTS } from "../cluster/layout.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { PODS, resourcePath } from "../../src/kube/resources.ts";
 import { MetricsEndpoint } from "../../src/ratelimit/signals/metrics-endpoint.ts";
+import { CREATION_RATE_WINDOW_MS } from "../../src/ratelimit/signals/creation-rate.ts";
 import { SchedulerSignal } from "../../src/ratelimit/signals/scheduler.ts";
 import { adminClient, createTestNamespace, deleteNamespace, eventually, operatorClient } from "./support/cluster.ts";
 
 // The scheduler signal against the real kube-scheduler: pods it cannot place carry its verdict
 // (PodScheduled=False, Unschedulable, and its message), a gated pod waits without a try, and a pod it
-// binds leaves the unscheduled-pod cache.
+// binds leaves the unscheduled-pod cache. The same cache tells how fast others create pods.
 
 const logger = pino({ level: process.env.BATCHROLLOUT_TEST_LOG ?? "silent" });
 const ROLLOUT = "fleet";
@@ -98,5 +99,27 @@ describe("SchedulerSignal", () => {
       return c && c.gated === 0 && c.pending === 3 ? c : undefined;
     });
     expect(after).toMatchObject({ pending: 3, unschedulable: 3, gated: 0 });
+  });
+
+  it("reads how fast others create pods, from pods no rollout owns", async () => {
+    ns = await createTestNamespace(admin, "signals-others");
+    // A clock that stands still keeps every pod seen since the sync inside the window, however
+    // slowly a loaded machine answers the creates.
+    const signal = new SchedulerSignal({ client: operator, logger, clock: () => 0 });
+    const stop = new AbortController();
+    stops.push(stop);
+    void signal.run(stop.signal);
+    await signal.waitForSync();
+
+    const pods = resourcePath(PODS, { namespace: ns });
+    const nowhere = { nodeSelector: { "batchrollout.dev/test-no-such-node": "true" } };
+    const strangers = 20;
+    await Promise.all(Array.from({ length: strangers }, (_, i) => operator.create(pods, pod(`stranger-${i}`, nowhere, { app: "other" }))));
+    // Other tests' pods may add to it.
+    const rate = await eventually("the strangers counted", async () => {
+      const r = signal.othersCreating() ?? 0;
+      return r * (CREATION_RATE_WINDOW_MS / 1_000) >= strangers ? r : undefined;
+    });
+    expect(rate).toBeGreaterThanOrEqual(strangers / (CREATION_RATE_WINDOW_MS / 1_000));
   });
 });
