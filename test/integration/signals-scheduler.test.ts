@@ -15,6 +15,9 @@ import { adminClient, createTestNamespace, deleteNamespace, eventually, operator
 const logger = pino({ level: process.env.BATCHROLLOUT_TEST_LOG ?? "silent" });
 const ROLLOUT = "fleet";
 
+/** A node selector no node matches: the scheduler finds these pods unschedulable. */
+const NOWHERE = { nodeSelector: { "batchrollout.dev/test-no-such-node": "true" } };
+
 function pod(name: string, spec: Record<string, unknown> = {}, labels: Record<string, string> = { "batchrollout.dev/name": ROLLOUT }) {
   return {
     apiVersion: "v1",
@@ -46,22 +49,27 @@ describe("SchedulerSignal", () => {
     await Promise.all([admin.close(), operator.close()]);
   });
 
-  it("counts unschedulable pods with the scheduler's message, gated pods, and forgets bound ones", async () => {
-    ns = await createTestNamespace(admin, "signals-scheduler");
-    const metrics = new MetricsEndpoint({ url: `https://127.0.0.1:${PORTS.scheduler}/metrics`, insecureSkipTLSVerify: true });
-    endpoints.push(metrics);
-    const signal = new SchedulerSignal({ client: operator, logger, metrics, metricsIntervalMs: 500 });
+  /** A running signal whose cache has synced, stopped after the test. */
+  async function startSignal(opts: Omit<ConstructorParameters<typeof SchedulerSignal>[0], "client" | "logger"> = {}): Promise<SchedulerSignal> {
+    const signal = new SchedulerSignal({ client: operator, logger, ...opts });
     const stop = new AbortController();
     stops.push(stop);
     void signal.run(stop.signal);
     await signal.waitForSync();
+    return signal;
+  }
+
+  it("counts unschedulable pods with the scheduler's message, gated pods, and forgets bound ones", async () => {
+    ns = await createTestNamespace(admin, "signals-scheduler");
+    const metrics = new MetricsEndpoint({ url: `https://127.0.0.1:${PORTS.scheduler}/metrics`, insecureSkipTLSVerify: true });
+    endpoints.push(metrics);
+    const signal = await startSignal({ metrics, metricsIntervalMs: 500 });
 
     const pods = resourcePath(PODS, { namespace: ns });
-    const nowhere = { nodeSelector: { "batchrollout.dev/test-no-such-node": "true" } };
-    for (let i = 0; i < 3; i++) await operator.create(pods, pod(`${ROLLOUT}-${i}`, nowhere));
+    for (let i = 0; i < 3; i++) await operator.create(pods, pod(`${ROLLOUT}-${i}`, NOWHERE));
     await operator.create(pods, pod(`${ROLLOUT}-gated`, { schedulingGates: [{ name: "batchrollout.dev/test-gate" }] }));
     await operator.create(pods, pod(`${ROLLOUT}-placed`));
-    await operator.create(pods, pod("stranger", nowhere, { app: "other" }));
+    await operator.create(pods, pod("stranger", NOWHERE, { app: "other" }));
 
     const counts = await eventually("the scheduler's verdict on every pod", async () => {
       const c = signal.pending("Rollout", `${ns}/${ROLLOUT}`);
@@ -105,16 +113,11 @@ describe("SchedulerSignal", () => {
     ns = await createTestNamespace(admin, "signals-others");
     // A clock that stands still keeps every pod seen since the sync inside the window, however
     // slowly a loaded machine answers the creates.
-    const signal = new SchedulerSignal({ client: operator, logger, clock: () => 0 });
-    const stop = new AbortController();
-    stops.push(stop);
-    void signal.run(stop.signal);
-    await signal.waitForSync();
+    const signal = await startSignal({ clock: () => 0 });
 
     const pods = resourcePath(PODS, { namespace: ns });
-    const nowhere = { nodeSelector: { "batchrollout.dev/test-no-such-node": "true" } };
     const strangers = 20;
-    await Promise.all(Array.from({ length: strangers }, (_, i) => operator.create(pods, pod(`stranger-${i}`, nowhere, { app: "other" }))));
+    await Promise.all(Array.from({ length: strangers }, (_, i) => operator.create(pods, pod(`stranger-${i}`, NOWHERE, { app: "other" }))));
     // Other tests' pods may add to it.
     const rate = await eventually("the strangers counted", async () => {
       const r = signal.othersCreating() ?? 0;
