@@ -137,8 +137,10 @@ export const PROBE_RATE_FACTOR = 0.5;
 export const PROBE_BASELINE_WEIGHT = 0.5;
 /**
  * Probe early once the smoothed p90 has been above QUEUEING_CEILING_SHARE of the target this many
- * ticks in a row: there the √R term can keep the gradient from cutting at all, so whether the queue
- * is ours must be known soon (a 50/s second writer overloaded the server within ~10 s of starting).
+ * ticks in a row: there the √R term can keep the gradient from cutting at all, so whether the
+ * unloaded latency itself has risen must be known soon. (It was added when a probe also decided
+ * whether to yield, which others' pod creates decide now: a 50/s second writer overloaded the
+ * server within ~10 s of starting.)
  */
 export const PROBE_AFTER_OVER_CEILING_TICKS = 3;
 /**
