@@ -5,21 +5,23 @@ import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PodTemplate } from "../../src/api/batchrollout.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
-import { isNotFound } from "../../src/kube/errors.ts";
+import { isAlreadyExists, isNotFound } from "../../src/kube/errors.ts";
 import { NODES, PODS, resourcePath } from "../../src/kube/resources.ts";
 import { type NodeLike, type PodLike, nodePodCidrHeadroom, podCountsByNode } from "../../src/ratelimit/ipam/node-pod-cidr.ts";
 import { CALICO_IPAMBLOCKS, CALICO_IPPOOLS, IpamSignals } from "../../src/ratelimit/signals/ipam.ts";
 import { adminClient, createTestNamespace, deleteNamespace, eventually, operatorClient } from "./support/cluster.ts";
 
-// IP headroom with I/O against the real API server. Calico: the upstream CRDs are installed (and
+// IP headroom with I/O against the real API server. Calico: our CRD fixtures are installed (and
 // removed again if this test installed them, so Auto elsewhere keeps choosing NodePodCIDR), IPPool and
 // IPAMBlock objects describe nearly full blocks, and the provider, reading them through its
 // informers as the operator's ServiceAccount, reports exactly the addresses left. NodePodCIDR: the
 // live cluster's figure equals the arithmetic over nodes and pods listed directly.
 
 const logger = pino({ level: process.env.BATCHROLLOUT_TEST_LOG ?? "silent" });
-const CRD_DIR = new URL("../../../shared/reference/crds/", import.meta.url);
+// Our minimal CRDs for the CNIs' IPAM objects (see its README), so the test needs nothing beside the clone.
+const CRD_DIR = new URL("../fixtures/crds/", import.meta.url);
 const CALICO_CRDS = ["calico-ippools.yaml", "calico-ipamblocks.yaml"];
+const ALL_CRDS = [...CALICO_CRDS, "calico-blockaffinities.yaml", "cilium-ciliumnodes.yaml", "whereabouts-ippools.yaml"];
 const TEST_LABEL = { "batchrollout.dev/test": "signals-ipam" };
 const TEMPLATE: PodTemplate = { spec: { containers: [{ name: "main", image: "registry.k8s.io/pause:3.10" }] } };
 const CRDS_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
@@ -97,6 +99,17 @@ describe("IpamSignals", () => {
   afterAll(async () => {
     stop.abort();
     await Promise.all([admin.close(), operator.close()]);
+  });
+
+  it("every IPAM CRD fixture passes the API server's validation (dry run: nothing is installed)", async () => {
+    // A dry run keeps the Cilium and Whereabouts groups out of discovery, where Auto would see them.
+    for (const file of ALL_CRDS) {
+      const crd = parse(readFileSync(new URL(file, CRD_DIR), "utf8")) as Crd;
+      // AlreadyExists comes after validation, so a CRD installed already has passed it too.
+      await admin.request({ method: "POST", path: CRDS_PATH, query: { dryRun: "All" }, body: crd }).catch((err: unknown) => {
+        if (!isAlreadyExists(err)) throw err;
+      });
+    }
   });
 
   it("Calico: counts exactly the free addresses of nearly full blocks, and follows their changes", async () => {
