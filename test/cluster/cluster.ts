@@ -10,6 +10,7 @@ import {
 } from "./layout.ts";
 import { IDENTITIES, ensureClientCert, ensureClusterPki } from "./pki.ts";
 import { writeKubeconfig } from "./kubeconfig.ts";
+import { withLock } from "./lock.ts";
 import { logFile, recordedProcesses, runningProcess, startProcess, stopProcess, waitFor } from "./processes.ts";
 
 // The local control plane: real etcd, kube-apiserver (RBAC, APF with default limits),
@@ -306,10 +307,24 @@ async function apiServerReady(): Promise<boolean> {
 }
 
 /**
- * Brings the control plane up with at least `nodes` nodes, reusing whatever is already running
- * from this state directory. Idempotent: running it twice changes nothing the second time.
+ * Runs `fn` holding the state directory's lock. A demo, a test run and a benchmark in one clone all
+ * call up(): unserialized, two of them write the PKI at once ("Could not read private key from ca.key").
  */
-export async function up(opts: { nodes: number }): Promise<ClusterInfo> {
+function withStateLock<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  return withLock(paths.lock, `${what} (pid ${process.pid})`, fn, (heldBy) =>
+    log(`${what}: waiting for ${heldBy || "another cluster:up or cluster:down"} to finish with ${paths.state}`));
+}
+
+/**
+ * Brings the control plane up with at least `nodes` nodes, reusing whatever is already running
+ * from this state directory. Idempotent: running it twice changes nothing the second time, and a
+ * second run started while the first is under way waits for it, then finds its cluster running.
+ */
+export function up(opts: { nodes: number }): Promise<ClusterInfo> {
+  return withStateLock("cluster:up", () => bringUp(opts));
+}
+
+async function bringUp(opts: { nodes: number }): Promise<ClusterInfo> {
   const started = Date.now();
   const binDir = await buildBinaries();
   mkdirSync(paths.state, { recursive: true });
@@ -360,8 +375,15 @@ export async function up(opts: { nodes: number }): Promise<ClusterInfo> {
   return { server: apiServerUrl, adminKubeconfig: paths.adminKubeconfig, operatorKubeconfig: paths.operatorKubeconfig, binDir };
 }
 
-/** Stops exactly the processes `up` recorded (reverse start order) and removes the cluster's state. */
-export async function down(): Promise<void> {
+/**
+ * Stops exactly the processes `up` recorded (reverse start order) and removes the cluster's state.
+ * Under the lock, so it never pulls the state from under an up() still starting components.
+ */
+export function down(): Promise<void> {
+  return withStateLock("cluster:down", tearDown);
+}
+
+async function tearDown(): Promise<void> {
   const order = ["kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"];
   const recorded = recordedProcesses();
   const names = [...order.filter((n) => recorded.has(n)), ...[...recorded.keys()].filter((n) => !order.includes(n))];

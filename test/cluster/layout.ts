@@ -38,6 +38,8 @@ export const paths = {
   logs: join(STATE_DIR, "logs"),
   pids: join(STATE_DIR, "pids"),
   config: join(STATE_DIR, "config"),
+  /** Held by cluster:up and cluster:down for their whole run (lock.ts), so concurrent runs take turns. */
+  lock: join(STATE_DIR, "lock"),
   /** Admin (system:masters): exempt from APF. For setup only, never for measuring. */
   adminKubeconfig: join(STATE_DIR, "kubeconfig"),
   /** The operator's ServiceAccount token: what the operator, tests and benchmarks use. */
