@@ -20,6 +20,7 @@ import type { KubeClient } from "../kube/client.ts";
 import { isAlreadyExists, isConflict, isNotFound } from "../kube/errors.ts";
 import { LEASES, resourcePath } from "../kube/resources.ts";
 import type { Clock } from "./rate-limiter.ts";
+import { timerDelay } from "./timer-delay.ts";
 
 /** How long a Lease stays valid after its last renewal (client-go's LeaseDuration default). */
 export const LEASE_DURATION_MS = 15_000;
@@ -59,7 +60,7 @@ export const realElectionClock: LeaderElectionClock = {
       const timer = setTimeout(() => {
         signal?.removeEventListener("abort", onAbort);
         resolve();
-      }, ms);
+      }, timerDelay(ms));
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   },

@@ -7,6 +7,7 @@
 import type { ControllerMetrics, WorkqueueMetrics } from "./metrics.ts";
 import { defaultControllerRateLimiter, realClock } from "./rate-limiter.ts";
 import type { Clock, RateLimiter } from "./rate-limiter.ts";
+import { timerDelay } from "./timer-delay.ts";
 
 /** Timer functions, injected so tests can drive delays with a manual scheduler or vitest fake timers. */
 export interface Timers {
@@ -16,11 +17,12 @@ export interface Timers {
 
 /**
  * Node's timers, unref'd: a pending delayed add is no reason to keep the process alive. The globals
- * are looked up on every call so vitest fake timers installed after import still apply.
+ * are looked up on every call so vitest fake timers installed after import still apply. Delays past
+ * Node's limit are clamped (the queue re-arms when a timer fires before its item is due).
  */
 export const realTimers: Timers = {
   setTimeout(callback, ms) {
-    const handle = setTimeout(callback, ms) as unknown as { unref?: () => unknown };
+    const handle = setTimeout(callback, timerDelay(ms)) as unknown as { unref?: () => unknown };
     handle.unref?.();
     return handle;
   },

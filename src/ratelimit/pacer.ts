@@ -2,6 +2,7 @@
 // sizer sets each tick, and which stops dispatching while the API server's Retry-After runs.
 
 import Bottleneck from "bottleneck";
+import { timerDelay } from "../controllers/timer-delay.ts";
 import { HTTP_TOO_MANY_REQUESTS, type WriteLatencyWindow } from "./write-latency.ts";
 import type { HeaderValue, RetryAfterGate } from "./retry-after.ts";
 import type { RateLimit } from "./wave-sizer.ts";
@@ -46,7 +47,7 @@ export function limiterSettings(rateLimit: RateLimit): { maxConcurrent: number; 
 }
 
 function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise((resolve) => setTimeout(resolve, timerDelay(ms)));
 }
 
 export class WritePacer {
@@ -131,13 +132,13 @@ export class WritePacer {
     const resume = (): void => {
       const wait = this.#gate.waitMs(this.#clock());
       if (wait > 0) {
-        this.#resumeTimer = setTimeout(resume, wait);
+        this.#resumeTimer = setTimeout(resume, timerDelay(wait));
         return;
       }
       this.#resumeTimer = undefined;
       this.#limiter.updateSettings({ reservoir: null });
     };
-    this.#resumeTimer = setTimeout(resume, this.#gate.waitMs(now));
+    this.#resumeTimer = setTimeout(resume, timerDelay(this.#gate.waitMs(now)));
   }
 
   /** Writes running and waiting, for logs and the expectations bookkeeping. */
