@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { Duration } from "./duration.ts";
-import { WAVE_SIZE_RULES, reservedTemplateLabelsRule, withRules } from "./crd-rules.ts";
+import { WAVE_RULES, reservedTemplateLabelsRule, withRules } from "./crd-rules.ts";
 
 // The BatchRollout API, batchrollout.dev/v1alpha1. These schemas are the one source of truth:
 // TypeScript types are inferred from them and the CRD in crds/ is generated from them
@@ -37,7 +37,7 @@ export const Waves = withRules(
       minInterval: Duration.default("1s").describe("Least time between the starts of two waves."),
     })
     .describe("How pods are created (and deleted) in waves. Adaptive requires minSize <= initialSize <= maxSize."),
-  WAVE_SIZE_RULES,
+  WAVE_RULES,
 );
 
 export const SchedulerScope = z.enum(["Rollout", "Cluster"]);
@@ -147,7 +147,8 @@ export const LimitedBy = z.enum([
   "Paused", // spec.paused
   "FailurePolicy", // too many failed pods
   "Deleting", // the rollout is being deleted
-  "TemplateRejected", // the API server refused to create a pod from the current template
+  "TemplateRejected", // the API server refused a pod from the current spec as invalid
+  "CreateRefused", // the API server refused to create pods: a quota, Pod Security, an admission webhook
 ]);
 
 export const Condition = z.object({

@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import { durationToMs } from "./duration.ts";
 
 // Cross-field rules of the BatchRollout spec. Each rule is written once, as one object that carries
 // both judges side by side: CEL for the API server (emitted into the CRD as x-kubernetes-validations)
@@ -61,12 +62,20 @@ export function withRules<S extends z.ZodType>(schema: S, rules: readonly CrossF
 
 // ---- the rules ----
 
-interface WaveSizes {
+interface Waves {
   strategy: string;
   initialSize: number;
   minSize: number;
   maxSize: number;
+  minInterval: string;
 }
+
+/**
+ * Longest spec.waves.minInterval: a day. Slower than that is a schedule, not a pace, and it keeps
+ * every timer far below Node's 24.8-day limit (timer-delay.ts).
+ */
+export const MAX_WAVE_INTERVAL = "24h";
+const MAX_WAVE_INTERVAL_MS = 24 * 3_600_000;
 
 const ADAPTIVE = "Adaptive";
 
@@ -74,8 +83,9 @@ const ADAPTIVE = "Adaptive";
  * Adaptive waves start at initialSize and move between minSize and maxSize, so the start must lie
  * inside the bounds. Fixed waves use initialSize only; their min/max are ignored rather than
  * rejected, so `{strategy: Fixed, initialSize: 5}` works without touching the defaults.
+ * minInterval is bounded by MAX_WAVE_INTERVAL; CEL's duration() reads the same syntax as ours.
  */
-export const WAVE_SIZE_RULES: readonly CrossFieldRule<WaveSizes>[] = [
+export const WAVE_RULES: readonly CrossFieldRule<Waves>[] = [
   {
     rule: `self.strategy != '${ADAPTIVE}' || self.minSize <= self.initialSize`,
     message: "spec.waves.minSize must not exceed spec.waves.initialSize for the Adaptive strategy",
@@ -89,6 +99,13 @@ export const WAVE_SIZE_RULES: readonly CrossFieldRule<WaveSizes>[] = [
     fieldPath: ".initialSize",
     reason: "FieldValueInvalid",
     violated: (w) => w.strategy === ADAPTIVE && w.initialSize > w.maxSize,
+  },
+  {
+    rule: `duration(self.minInterval) <= duration('${MAX_WAVE_INTERVAL}')`,
+    message: `spec.waves.minInterval must be at most ${MAX_WAVE_INTERVAL}`,
+    fieldPath: ".minInterval",
+    reason: "FieldValueInvalid",
+    violated: (w) => durationToMs(w.minInterval) > MAX_WAVE_INTERVAL_MS,
   },
 ];
 
@@ -110,6 +127,22 @@ export function reservedTemplateLabelsRule(reservedPrefix: string): CrossFieldRu
     violated: (template) => Object.keys(template.metadata?.labels ?? {}).some((key) => key.startsWith(reservedPrefix)),
   };
 }
+
+/** Longest label value, and so the longest rollout name: it is every pod's batchrollout.dev/name label. */
+export const MAX_NAME_LENGTH = 63;
+
+/**
+ * The rollout's name is the value of its pods' name label, which Kubernetes caps at 63 characters;
+ * a longer name would be accepted and then have every pod create refused. A rule at the root of the
+ * schema, where CEL may read metadata.name (it has no fieldPath: metadata has no schema of its own).
+ */
+export const NAME_RULE: CrossFieldRule<{ metadata: { name: string } }> = {
+  rule: `self.metadata.name.size() <= ${MAX_NAME_LENGTH}`,
+  message: `metadata.name must be no more than ${MAX_NAME_LENGTH} characters: it is the value of the batchrollout.dev/name label on every pod`,
+  fieldPath: "",
+  reason: "FieldValueInvalid",
+  violated: (rollout) => rollout.metadata.name.length > MAX_NAME_LENGTH,
+};
 
 // ---- reporting ----
 

@@ -6,7 +6,7 @@ import { z } from "zod";
 import { BatchRolloutSpec, GROUP, MAX_REPLICAS, PodTemplate, Waves } from "./batchrollout.ts";
 import { CHART_CRD_FILE, CRD_FILE, CRD_NAME, buildCrd, buildOpenApiSchema, celValidations, renderCrdYaml, toStructuralSchema } from "./crd.ts";
 import type { JsonSchema } from "./crd.ts";
-import { WAVE_SIZE_RULES, describeSpecIssues, reservedTemplateLabelsRule } from "./crd-rules.ts";
+import { NAME_RULE, WAVE_RULES, describeSpecIssues, reservedTemplateLabelsRule } from "./crd-rules.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 
@@ -209,8 +209,9 @@ describe("cross-field rules", () => {
 
   it("are in the CRD at the node the zod refinement sits on", () => {
     const byPath = (path: string) => rules.filter((r) => r.path === path).map((r) => r.validation.rule);
-    expect(byPath(".spec.waves")).toEqual(WAVE_SIZE_RULES.map((r) => r.rule));
+    expect(byPath(".spec.waves")).toEqual(WAVE_RULES.map((r) => r.rule));
     expect(byPath(".spec.template")).toEqual([reservedTemplateLabelsRule(`${GROUP}/`).rule]);
+    expect(byPath("")).toEqual([NAME_RULE.rule]);
   });
 
   it("carry a message naming the field and a fieldPath that exists", () => {
@@ -218,6 +219,12 @@ describe("cross-field rules", () => {
       const node = allNodes.find((n) => n.path === path)?.schema;
       expect(node, path).toBeDefined();
       if (path.endsWith("reserve")) continue; // the int-or-string rule is about the field itself
+      if (path === "") {
+        // At the root, where CEL may read metadata.name; metadata has no schema for a fieldPath.
+        expect(validation.message).toMatch(/^metadata\.name /);
+        expect(validation.fieldPath).toBeUndefined();
+        continue;
+      }
       expect(validation.message, path).toMatch(new RegExp(`^spec\\.${path.slice(".spec.".length).replaceAll(".", "\\.")}`));
       const target = nodes(node as JsonSchema, path).find((n) => n.path === `${path}${validation.fieldPath}`);
       expect(target, `${path}${validation.fieldPath}`).toBeDefined();

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { stringify } from "yaml";
 import { API_VERSION, BatchRolloutSpec, BatchRolloutStatus, GROUP, KIND, PLURAL, VERSION } from "./batchrollout.ts";
-import { CEL_VALIDATIONS_KEY } from "./crd-rules.ts";
+import { CEL_VALIDATIONS_KEY, NAME_RULE } from "./crd-rules.ts";
 import type { CelValidation } from "./crd-rules.ts";
 
 // The CustomResourceDefinition, generated from the zod schemas in batchrollout.ts so the two can
@@ -325,6 +325,7 @@ export function buildOpenApiSchema(): JsonSchema {
       status: schemaOf(BatchRolloutStatus, "status"),
     },
     required: ["spec"],
+    [CEL_VALIDATIONS_KEY]: [{ rule: NAME_RULE.rule, message: NAME_RULE.message, reason: NAME_RULE.reason }],
   };
 }
 

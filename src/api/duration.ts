@@ -14,6 +14,10 @@ export function durationToMs(text: string): number {
   return total;
 }
 
+/** Longer than any sensible duration; bounds the cost the API server estimates for CEL's duration(). */
+export const MAX_DURATION_LENGTH = 32;
+
 export const Duration = z
   .string()
+  .max(MAX_DURATION_LENGTH)
   .regex(new RegExp(DURATION_PATTERN), 'must be a duration such as "500ms", "1s", "2m" or "1m30s"');
