@@ -660,6 +660,20 @@ describe("AdaptiveWaveSizer: guards", () => {
     expect(fresh().next({ now: 0, remaining: 5_000, ipam: { provider: "Cilium", free: undefined } }).limitedBy).toBe("Rate");
   });
 
+  it("IP overflow → no pod while a node with pods beyond its addresses still takes pods", () => {
+    const message = "422 pods stand beyond their node's podCIDR addresses on 6 nodes (...)";
+    const ipam = { provider: "NodePodCIDR" as const, free: 200, capacity: 260, overflow: { pods: 422, openNodes: 4, message } };
+    expect(fresh().next({ now: 0, remaining: 5_000, ipam })).toMatchObject({
+      size: 0,
+      limitedBy: "IPAM",
+      message: `${message}; no pod is created while 4 of those nodes have free pod slots`,
+    });
+    // Those nodes full: the pool's count (overflow already taken off `free`) bounds the wave.
+    const full = { ...ipam, overflow: { ...ipam.overflow, openNodes: 0 } };
+    expect(fresh().next({ now: 0, remaining: 5_000, ipam: full })).toMatchObject({ size: 200 - 13, limitedBy: "IPAM" });
+    expect(fresh({ guards: { ipam: { provider: "None" } } }).next({ now: 0, remaining: 5_000, ipam }).limitedBy).toBe("Rate");
+  });
+
   it("node slots and the cluster budget cap too", () => {
     expect(fresh().next({ now: 0, remaining: 5_000, nodeSlots: 640 })).toMatchObject({ size: 640, limitedBy: "NodeCapacity" });
     expect(fresh().next({ now: 0, remaining: 5_000, nodeSlots: 0 }).message).toContain("no free pod slots");

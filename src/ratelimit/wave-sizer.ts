@@ -394,6 +394,10 @@ export function guardCandidates(spec: SizerSpec, signals: WaveSignals): Candidat
     });
   }
   const ipam = signals.ipam;
+  if (ipam?.overflow && ipam.overflow.openNodes > 0 && spec.guards.ipam.provider !== "None") {
+    // The scheduler has shown it puts pods where there is no address, and those nodes take more.
+    out.push({ size: 0, limitedBy: "IPAM", message: `${ipam.overflow.message}; no pod is created while ${ipam.overflow.openNodes} of those nodes have free pod slots` });
+  }
   if (ipam && ipam.free !== undefined && spec.guards.ipam.provider !== "None") {
     const reserve = reserveCount(spec.guards.ipam.reserve, ipam.capacity, ipam.free);
     const room = Math.max(0, ipam.free - reserve);

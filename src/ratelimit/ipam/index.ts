@@ -14,6 +14,17 @@ export interface IpHeadroom {
   capacity?: number;
   /** Why the count is what it is, or why it is unknown, for status.signals.ipam.message. */
   message?: string;
+  /** Pods standing beyond their node's addresses (NodePodCIDR): the node allows more pods than its podCIDR holds. */
+  overflow?: IpOverflow;
+}
+
+export interface IpOverflow {
+  /** Pods beyond their node's addresses; each will wait for an address that never comes. */
+  pods: number;
+  /** Nodes with such pods that still have a free pod slot: the scheduler may put new pods there too. */
+  openNodes: number;
+  /** Which nodes, in words. */
+  message: string;
 }
 
 /** API groups that betray an IPAM, in the order Auto prefers them. */

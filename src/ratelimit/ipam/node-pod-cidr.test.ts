@@ -183,6 +183,24 @@ describe("nodePodCidrHeadroom", () => {
     expect(nodeCapacity(nodes, podCountsByNode(all), template()).nodeSlots).toBe(10 + 189);
   });
 
+  it("counts pods beyond their node's addresses against the pool, and names those nodes, however the scheduler packed them", () => {
+    // The issue's case: /28s (13 usable addresses) on nodes allowing 110 pods, packed onto a few nodes.
+    const nodes = Array.from({ length: 20 }, (_, i) => node(`n${String(i).padStart(2, "0")}`, { podCIDRs: [`10.244.${i}.0/28`] }));
+    const packed = [...pods("n00", 110), ...pods("n01", 110), ...pods("n02", 87), ...pods("n03", 65), ...pods("n04", 64), ...pods("n05", 64)];
+    const result = nodePodCidrHeadroom(nodes, podCountsByNode(packed), template());
+    expect(result.capacity).toBe(260);
+    // 500 pods on the pod network: the pool has no address left, wherever they stand.
+    expect(result.free).toBe(0);
+    expect(result.overflow).toEqual({ pods: 500 - 6 * 13, openNodes: 4, message: expect.stringContaining("422 pods stand beyond their node's podCIDR addresses on 6 nodes") });
+    expect(result.overflow?.message).toContain("n00: 110 pods for 13 addresses, n01: 110 pods for 13 addresses, n02: 87 pods for 13 addresses and 3 more");
+    expect(result.message).toContain(result.overflow?.message);
+    // Spread one a node, as a spread constraint would place them: no overflow, 13 per node.
+    const spread = nodes.flatMap((n) => pods(n.metadata?.name ?? "", 12));
+    const even = nodePodCidrHeadroom(nodes, podCountsByNode(spread), template());
+    expect(even).toMatchObject({ free: 260 - 240 });
+    expect(even.overflow).toBeUndefined();
+  });
+
   it("dual-stack: the IPv4 range decides", () => {
     const result = nodePodCidrHeadroom([node("d", { podCIDRs: ["10.244.1.0/24", "fd00:10:244:1::/64"] })], podCountsByNode(pods("d", 3)), template());
     expect(result.free).toBe(250);

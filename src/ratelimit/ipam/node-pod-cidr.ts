@@ -4,6 +4,7 @@
 
 import type { PodTemplate } from "../../api/batchrollout.ts";
 import { type IpFamily, minOverFamilies, parseCidr, toCount } from "./cidr.ts";
+import type { IpOverflow } from "./index.ts";
 
 /**
  * Addresses of an IPv4 podCIDR no pod can get: the network address, the gateway (.1, which the bridge
@@ -262,6 +263,8 @@ export interface NodeHeadroom {
   ipCapacity?: number;
   /** ipCapacity minus pods on the pod network, at least 0. */
   ipFree?: number;
+  /** Pods on the pod network beyond ipCapacity: the scheduler counts slots, not addresses. */
+  ipOverflow?: number;
 }
 
 export interface NodeCapacity {
@@ -280,7 +283,11 @@ export interface NodePodCidrHeadroom extends NodeCapacity {
   /** Usable pod addresses on eligible nodes with podCIDRs. */
   capacity: number | undefined;
   nodesWithoutPodCidr: number;
+  overflow?: IpOverflow;
 }
+
+/** Nodes named in the overflow message before the rest is counted. */
+const OVERFLOW_NODES_NAMED = 3;
 
 export interface NodeHeadroomOptions {
   /** Return the per-node breakdown (for debugging and logs; status does not need it). */
@@ -312,6 +319,7 @@ function evaluateNodes(nodes: Iterable<NodeLike>, counts: PodCountsByNode, templ
     if (ipCapacity !== undefined) {
       row.ipCapacity = ipCapacity;
       row.ipFree = Math.max(0, ipCapacity - podCount.withIp);
+      row.ipOverflow = Math.max(0, podCount.withIp - ipCapacity);
     }
     rows.push(row);
   }
@@ -341,6 +349,10 @@ export function nodeCapacity(nodes: Iterable<NodeLike>, pods: PodCountsByNode, t
  * so a cluster with IPs on one node and slots on another is not counted twice.
  * Nodes without podCIDRs add nothing; when no eligible node has any, free is undefined (unknown, no
  * cap), since the cluster's CNI then does not take addresses from node podCIDRs.
+ * The scheduler counts pod slots, not addresses: a node that allows more pods than its podCIDR
+ * holds (a common misconfiguration) can be given pods beyond its addresses, which wait for one
+ * forever. Those pods come off `free` too, so the pool is never overcommitted however pods are
+ * placed, and `overflow` names them; the guard stops creating while such a node takes more pods.
  */
 export function nodePodCidrHeadroom(
   nodes: Iterable<NodeLike>,
@@ -354,6 +366,7 @@ export function nodePodCidrHeadroom(
   let nodeSlots = 0;
   let withCidr = 0;
   let eligibleNodes = 0;
+  const overflowing: NodeHeadroom[] = [];
   for (const row of rows) {
     if (!row.eligibility.eligible) continue;
     eligibleNodes += 1;
@@ -363,13 +376,16 @@ export function nodePodCidrHeadroom(
     }
     withCidr += 1;
     free += row.ipFree;
+    if (row.ipOverflow) overflowing.push(row);
     capacity += row.ipCapacity;
     nodeSlots += Math.min(row.slots, row.ipFree);
   }
   const nodesWithoutPodCidr = eligibleNodes - withCidr;
   const known = withCidr > 0;
+  const overflow = overflowOf(overflowing);
+  if (overflow) free = Math.max(0, free - overflow.pods);
   const message = known
-    ? `${free} pod IPs free in the podCIDRs of ${withCidr} eligible nodes${nodesWithoutPodCidr ? ` (${nodesWithoutPodCidr} eligible nodes have no podCIDR)` : ""}${ineligibleSummary(ineligible)}`
+    ? `${free} pod IPs free in the podCIDRs of ${withCidr} eligible nodes${nodesWithoutPodCidr ? ` (${nodesWithoutPodCidr} eligible nodes have no podCIDR)` : ""}${ineligibleSummary(ineligible)}${overflow ? `; ${overflow.message}` : ""}`
     : `no eligible node has spec.podCIDRs (is kube-controller-manager's --allocate-node-cidrs off?); IP headroom unknown${ineligibleSummary(ineligible)}`;
   return {
     provider: "NodePodCIDR",
@@ -379,7 +395,27 @@ export function nodePodCidrHeadroom(
     eligibleNodes,
     nodesWithoutPodCidr,
     ineligible,
+    ...(overflow ? { overflow } : {}),
     ...(options.perNode ? { perNode: rows } : {}),
     message,
+  };
+}
+
+function overflowOf(rows: readonly NodeHeadroom[]): IpOverflow | undefined {
+  if (rows.length === 0) return undefined;
+  const sorted = [...rows].sort((a, b) => (b.ipOverflow ?? 0) - (a.ipOverflow ?? 0) || a.name.localeCompare(b.name));
+  const pods = sorted.reduce((sum, r) => sum + (r.ipOverflow ?? 0), 0);
+  const openNodes = sorted.filter((r) => r.slots > 0).length;
+  const named = sorted
+    .slice(0, OVERFLOW_NODES_NAMED)
+    .map((r) => `${r.name}: ${(r.ipCapacity ?? 0) + (r.ipOverflow ?? 0)} pods for ${r.ipCapacity ?? 0} addresses`)
+    .join(", ");
+  const more = sorted.length > OVERFLOW_NODES_NAMED ? ` and ${sorted.length - OVERFLOW_NODES_NAMED} more` : "";
+  return {
+    pods,
+    openNodes,
+    message:
+      `${pods} pods stand beyond their node's podCIDR addresses on ${sorted.length} nodes (${named}${more}): ` +
+      "these nodes allow more pods (status.allocatable.pods) than their podCIDR holds, and such pods get no IP",
   };
 }

@@ -307,7 +307,13 @@ export class IpamSignals {
       const h = nodePodCidrHeadroom(nodes, pods, template);
       return {
         choice,
-        headroom: { provider, free: h.free, ...(h.capacity === undefined ? {} : { capacity: h.capacity }), message: h.message },
+        headroom: {
+          provider,
+          free: h.free,
+          ...(h.capacity === undefined ? {} : { capacity: h.capacity }),
+          message: h.message,
+          ...(h.overflow ? { overflow: h.overflow } : {}),
+        },
         nodeSlots: h.nodeSlots,
         nodeSlotsMessage: `${h.nodeSlots} pod slots with a free address on ${h.eligibleNodes} eligible nodes`,
       };
