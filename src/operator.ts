@@ -21,6 +21,7 @@ import { SchedulerSignal } from "./ratelimit/signals/scheduler.ts";
 import { Expectations } from "./reconcilers/batchrollout/expectations.ts";
 import { type CachedPod, podIndexers, slimPod } from "./reconcilers/batchrollout/pod-cache.ts";
 import { podEventHandlers } from "./reconcilers/batchrollout/pod-events.ts";
+import { QuotaCache } from "./reconcilers/batchrollout/quotas.ts";
 import { BATCHROLLOUTS, BatchRolloutReconciler, type RawRollout } from "./reconcilers/batchrollout/reconciler.ts";
 import { startHttpServer } from "./telemetry/http-server.ts";
 import { RolloutMetrics } from "./telemetry/rollout-metrics.ts";
@@ -87,7 +88,8 @@ export async function runOperator(config: OperatorConfig, logger: Logger, signal
     const ipam = new IpamSignals({ client, logger: log, signal: leaderSignal });
     const gate = new RetryAfterGate();
     const pace = new ClusterPace({ gate, logger: log, now: Date.now() });
-    running = { informers: [rollouts, pods, scheduler] };
+    const quotas = new QuotaCache({ client, ...(config.watchNamespace ? { namespace: config.watchNamespace } : {}), logger: log });
+    running = { informers: [rollouts, pods, scheduler, quotas.informer] };
 
     const queue = new WorkQueue({ name: CONTROLLER_NAME, metrics });
     const expectations = new Expectations();
@@ -105,6 +107,7 @@ export async function runOperator(config: OperatorConfig, logger: Logger, signal
       onDelete: enqueueRollout,
     });
     pods.addHandlers(podEventHandlers(queue, expectations));
+    quotas.enqueueOnChange(queue, () => rollouts.list().map((r) => `${r.metadata.namespace}/${r.metadata.name}`));
 
     const reconciler = new BatchRolloutReconciler({
       client,
@@ -119,11 +122,18 @@ export async function runOperator(config: OperatorConfig, logger: Logger, signal
       scheduler,
       ipam,
       pace,
+      quotas,
     });
     const controller = new Controller({ name: CONTROLLER_NAME, queue, reconcile: reconciler.reconcile, workers: config.workers, logger: log, metrics });
 
-    const informersStopped = Promise.all([rollouts.start(leaderSignal), pods.start(leaderSignal), scheduler.run(leaderSignal), apiServer.run(leaderSignal)]);
-    await Promise.all([rollouts.waitForSync(leaderSignal), pods.waitForSync(leaderSignal), scheduler.waitForSync(leaderSignal)]);
+    const informersStopped = Promise.all([
+      rollouts.start(leaderSignal),
+      pods.start(leaderSignal),
+      scheduler.run(leaderSignal),
+      apiServer.run(leaderSignal),
+      quotas.informer.start(leaderSignal),
+    ]);
+    await Promise.all([rollouts.waitForSync(leaderSignal), pods.waitForSync(leaderSignal), scheduler.waitForSync(leaderSignal), quotas.informer.waitForSync(leaderSignal)]);
     log.info({ rollouts: rollouts.size, pods: pods.size }, "caches synced; starting workers");
     const workers = controller.run();
     await new Promise<void>((resolve) => {

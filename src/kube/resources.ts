@@ -8,6 +8,7 @@ export interface ResourceType {
 }
 
 export const PODS: ResourceType = { group: "", version: "v1", plural: "pods", namespaced: true };
+export const RESOURCE_QUOTAS: ResourceType = { group: "", version: "v1", plural: "resourcequotas", namespaced: true };
 export const NODES: ResourceType = { group: "", version: "v1", plural: "nodes", namespaced: false };
 export const EVENTS: ResourceType = { group: "events.k8s.io", version: "v1", plural: "events", namespaced: true };
 export const LEASES: ResourceType = { group: "coordination.k8s.io", version: "v1", plural: "leases", namespaced: true };

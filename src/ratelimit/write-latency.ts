@@ -17,6 +17,8 @@ export const WRITE_WINDOW_MAX_AGE_MS = 10_000;
 export const MIN_TICK_LATENCY_SAMPLES = 20;
 
 export const HTTP_TOO_MANY_REQUESTS = 429;
+const HTTP_NOT_FOUND = 404;
+const HTTP_CONFLICT = 409;
 
 export interface WriteOutcome {
   /** When the response (or the timeout) arrived, ms on the caller's clock. */
@@ -66,12 +68,15 @@ export function lossCount(tick: WriteTick): number {
 /**
  * Whether an outcome's latency says something about queueing. 429s and 5xx are excluded: a fast
  * rejection would drag p90 down just when the server is struggling; they count as losses instead.
- * Timeouts are included at the time we waited: they are the slowest writes, not missing ones.
+ * So are refusals (403 quota, 422 invalid, ...): answered before storage, they are fast whatever the
+ * load, and waves grew on them. 404 and 409 went to storage and count. Timeouts are included at the
+ * time we waited: they are the slowest writes, not missing ones.
  */
 export function isLatencySample(outcome: WriteOutcome): boolean {
   if (outcome.timedOut) return true;
-  if (outcome.status === undefined) return false;
-  return outcome.status !== HTTP_TOO_MANY_REQUESTS && outcome.status < 500;
+  const status = outcome.status;
+  if (status === undefined) return false;
+  return status < 400 || status === HTTP_NOT_FOUND || status === HTTP_CONFLICT;
 }
 
 /** Nearest-rank percentile (the smallest value with at least q of the samples at or below it). */

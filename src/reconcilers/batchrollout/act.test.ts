@@ -151,13 +151,34 @@ describe("executeWrites", () => {
     expect([...expectations.pending(KEY).creates]).toEqual([1]);
   });
 
-  it("does not retry a write the server refused for good (403)", async () => {
+  it("does not retry a create the server refused (403 quota), and reports it as the wave's refusal", async () => {
     const forbidden = apiError(403, "Forbidden");
     const { result, requests } = run({ creates: [0], answer: () => { throw forbidden; } });
     const outcome = await result;
-    expect(outcome).toMatchObject({ failed: 1, refused: 0 });
-    expect(outcome.firstFailure).toBe(forbidden);
+    expect(outcome).toMatchObject({ failed: 0, refused: 1, rejected: { code: 403, reason: "Forbidden", podName: "sim-0" } });
+    expect(outcome.firstFailure).toBeUndefined();
     expect(requests).toHaveLength(1);
+  });
+
+  it("stops the wave's creates at the first refusal, whatever its kind (403, 422, a webhook's 500)", async () => {
+    const refusals = [
+      apiError(403, "Forbidden"),
+      apiError(422, "Invalid"),
+      new ApiError({ method: "POST", path: "/api/v1/namespaces/sims/pods", code: 500, status: { reason: "InternalError", message: 'Internal error occurred: failed calling webhook "deny.example.com": context deadline exceeded' } }),
+    ];
+    for (const refusal of refusals) {
+      const { result, requests } = run({ creates: [0, 1, 2, 3], answer: () => { throw refusal; } });
+      const outcome = await result;
+      expect(outcome, `${refusal.code}`).toMatchObject({ created: 0, refused: 1, failed: 3 });
+      expect(requests, `${refusal.code}`).toHaveLength(1);
+    }
+  });
+
+  it("retries a 5xx that is not a webhook's (the server's own trouble is a load signal, not a refusal)", async () => {
+    const { result, requests } = run({ creates: [0], answer: () => { throw apiError(500, "InternalError"); } });
+    const outcome = await result;
+    expect(outcome).toMatchObject({ refused: 0, failed: 1 });
+    expect(requests).toHaveLength(MAX_WRITE_ATTEMPTS);
   });
 
   it("deletes with the pod's UID as a precondition and keeps the delete expected until the cache shows it", async () => {

@@ -6,27 +6,26 @@ import { PODS, resourcePath } from "../../kube/resources.ts";
 import type { WritePacer, WriteResponse } from "../../ratelimit/pacer.ts";
 import type { Expectations } from "./expectations.ts";
 import { podName } from "./observed.ts";
-import type { Plan, WriteError } from "./plan.ts";
+import type { Plan } from "./plan.ts";
 import { buildPod } from "./pod-template.ts";
+import { isRefusal, toWriteError, type WriteError } from "./refusal.ts";
 
 // The act step: sends one plan's pod writes through the rollout's pacer. Creates and deletes are
 // remembered as expectations before they are sent, so a reconcile that runs before the cache
-// catches up counts them as done. 409 AlreadyExists is a create that already happened.
+// catches up counts them as done. 409 AlreadyExists is a create that already happened. The first
+// create the API server refuses (refusal.ts) stops the wave's creates that have not gone yet.
 
 /** Attempts per pod write on 429, 5xx or timeouts; each attempt waits for the pacer and its Retry-After gate. */
 export const MAX_WRITE_ATTEMPTS = 5;
-
-/** HTTP codes after which the same create can never succeed until the spec changes. */
-const REJECTING_CODES = new Set([400, 422]);
 
 export interface WaveWriteResult {
   created: number;
   /** Creates answered 409 AlreadyExists: a pod of that name exists, which is what we wanted. */
   existed: number;
   deleted: number;
-  /** The first create the API server refused as invalid; creation stops until the generation changes. */
+  /** The first create the API server refused (refusal.ts); the rest of the wave's creates were not sent. */
   rejected?: WriteError;
-  /** Creates refused as invalid (400, 422). */
+  /** Creates the API server refused. */
   refused: number;
   /** Writes that failed for now (after retries) or were skipped because of a rejection or shutdown. */
   failed: number;
@@ -77,7 +76,7 @@ export async function executeWrites(opts: ActOptions): Promise<WaveWriteResult> 
   };
 
   /** Sends one write through the pacer, retrying what may succeed later. */
-  const send = async (write: () => Promise<unknown>, skip: () => boolean): Promise<"done" | "skipped"> => {
+  const send = async (write: () => Promise<unknown>, skip: () => boolean, retryable: (err: unknown) => boolean): Promise<"done" | "skipped"> => {
     for (let attempt = 1; ; attempt++) {
       let skipped = false;
       try {
@@ -90,7 +89,7 @@ export async function executeWrites(opts: ActOptions): Promise<WaveWriteResult> 
         });
         return skipped ? "skipped" : "done";
       } catch (err) {
-        if (!isRetryable(err) || attempt >= MAX_WRITE_ATTEMPTS || signal.aborted) throw err;
+        if (!retryable(err) || attempt >= MAX_WRITE_ATTEMPTS || signal.aborted) throw err;
       }
     }
   };
@@ -109,6 +108,7 @@ export async function executeWrites(opts: ActOptions): Promise<WaveWriteResult> 
             discardBody: true,
           }),
         () => false,
+        isRetryable,
       );
       if (result === "skipped") {
         expectations.observeDelete(key, name);
@@ -137,6 +137,7 @@ export async function executeWrites(opts: ActOptions): Promise<WaveWriteResult> 
             discardBody: true,
           }),
         () => stopCreates,
+        (err) => isRetryable(err) && !isRefusal(err),
       );
       if (result === "skipped") {
         expectations.observeCreate(key, ordinal);
@@ -151,10 +152,10 @@ export async function executeWrites(opts: ActOptions): Promise<WaveWriteResult> 
         return;
       }
       expectations.observeCreate(key, ordinal);
-      if (err instanceof ApiError && REJECTING_CODES.has(err.code)) {
+      if (isRefusal(err)) {
         stopCreates = true;
         outcome.refused++;
-        outcome.rejected ??= { code: err.code, reason: err.reason, message: err.serverMessage, podName: podName(rollout.metadata.name, ordinal) };
+        outcome.rejected ??= toWriteError(err, podName(rollout.metadata.name, ordinal));
         return;
       }
       fail(err);

@@ -20,8 +20,10 @@ export type ConditionStatus = (typeof ConditionStatus)[keyof typeof ConditionSta
 export const StallReason = {
   /** More pods failed than spec.failurePolicy.maxFailedPods, and the action is Pause. */
   FailureBudgetExceeded: "FailureBudgetExceeded",
-  /** The API server refused to create a pod from the current template (4xx other than 409). */
+  /** The API server refused a pod from the current spec as invalid (400, 422). */
   TemplateRejected: "TemplateRejected",
+  /** The API server refused to create pods for another cause: a quota, Pod Security, an admission webhook. */
+  CreateRefused: "CreateRefused",
   /** Pods of this rollout cannot be scheduled and nothing the operator does will change that. */
   PodsUnschedulable: "PodsUnschedulable",
   /** No pod IPs are left beyond spec.guards.ipam.reserve. */
@@ -74,6 +76,7 @@ export const EventReason = {
   Paused: "Paused",
   FailurePolicy: "FailurePolicy",
   TemplateRejected: "TemplateRejected",
+  CreateRefused: "CreateRefused",
   PodsUnschedulable: "PodsUnschedulable",
   /** Pod IPs or node slots ran out. */
   InsufficientCapacity: "InsufficientCapacity",

@@ -5,8 +5,9 @@ import { EventReason, StallReason } from "./conditions.ts";
 import { parseOrdinal, toObservedPod } from "./observed.ts";
 import { slimPod } from "./pod-cache.ts";
 import type { ObservedPod } from "./observed.ts";
-import { MAX_RANGES_IN_MESSAGE, ZERO_CAPACITY_REQUEUE_MS, describeOrdinals, plan } from "./plan.ts";
+import { MAX_DELETION_WAVE_INTERVAL_MS, MAX_RANGES_IN_MESSAGE, ZERO_CAPACITY_REQUEUE_MS, describeOrdinals, plan } from "./plan.ts";
 import type { PlanInput, WaveCapacity } from "./plan.ts";
+import { describeRefusal } from "./refusal.ts";
 
 const NAME = "sim";
 const NOW = Date.parse("2025-01-01T00:00:10.000Z");
@@ -70,7 +71,7 @@ interface Options {
   creates?: number[];
   deletes?: string[];
   capacity?: Partial<WaveCapacity>;
-  lastWriteError?: PlanInput["lastWriteError"];
+  createHold?: PlanInput["createHold"];
   now?: number;
 }
 
@@ -91,7 +92,7 @@ function input(options: Options = {}): PlanInput {
     now: options.now ?? NOW,
   };
   if (options.status !== undefined) result.rollout.status = options.status;
-  if (options.lastWriteError !== undefined) result.lastWriteError = options.lastWriteError;
+  if (options.createHold !== undefined) result.createHold = options.createHold;
   return result;
 }
 
@@ -360,42 +361,59 @@ describe("plan: failed pods", () => {
   });
 });
 
-describe("plan: template rejected by the API server", () => {
-  const rejection = { code: 422, reason: "Invalid", message: 'Pod "sim-5" is invalid: spec.containers[0].image: Required value', podName: "sim-5" };
+describe("plan: creates refused by the API server", () => {
+  const rejection = { code: 422, reason: "Invalid", message: 'Pod "sim-5" is invalid: spec.containers[0].image: Required value', podName: "sim-5", field: "spec.containers[0].image" };
+  const message = describeRefusal(rejection, "batchrollout.dev/");
+  const held = { reason: StallReason.TemplateRejected, message, probe: false, retryInMs: 4_000 } as const;
 
-  it("stops creation and carries the API server's message", () => {
-    const result = plan(input({ pods: pods(0, 5), lastWriteError: rejection }));
+  it("holds creation with the API server's message, and looks again when the next probe is due", () => {
+    const result = plan(input({ pods: pods(0, 5), createHold: held }));
     expect(result.creates).toEqual([]);
-    expect(result.blocker).toEqual({
-      reason: StallReason.TemplateRejected,
-      message:
-        'the API server refused to create pod sim-5 (422 Invalid): Pod "sim-5" is invalid: spec.containers[0].image: Required value; fix spec.template to resume',
-      stalled: true,
-    });
+    expect(result.blocker).toEqual({ reason: StallReason.TemplateRejected, message, stalled: true });
+    expect(message).toBe(
+      'the API server refused to create pod sim-5 (422 Invalid): Pod "sim-5" is invalid: spec.containers[0].image: Required value; fix spec.template.spec.containers[0].image to resume',
+    );
     expect(result.wave).toMatchObject({ size: 0, limitedBy: "TemplateRejected" });
-    expect(result.events).toEqual([{ type: "Warning", reason: EventReason.TemplateRejected, message: result.blocker?.message }]);
+    expect(result.requeueAfterMs).toBe(4_000);
+    expect(result.events).toEqual([{ type: "Warning", reason: EventReason.TemplateRejected, message }]);
   });
 
-  it("stays stopped for the same generation, from the recorded Stalled condition, without a new event", () => {
-    const result = plan(input({ pods: pods(0, 5), generation: 4, status: status({ conditions: [stalled(StallReason.TemplateRejected, 4, "refused: bad image")] }) }));
+  it("stays held without a new event while status already says so for this generation", () => {
+    const result = plan(input({ pods: pods(0, 5), generation: 4, createHold: held, status: status({ conditions: [stalled(StallReason.TemplateRejected, 4, message)] }) }));
     expect(result.creates).toEqual([]);
-    expect(result.blocker).toEqual({ reason: StallReason.TemplateRejected, message: "refused: bad image", stalled: true });
+    expect(result.blocker).toEqual({ reason: StallReason.TemplateRejected, message, stalled: true });
     expect(result.events).toEqual([]);
   });
 
-  it("resumes when the generation changes", () => {
+  it("creates again with no hold (a new generation ends it: refusal.ts)", () => {
     const result = plan(input({ pods: pods(0, 5), generation: 5, status: status({ conditions: [stalled(StallReason.TemplateRejected, 4)] }) }));
     expect(result.creates).toEqual([5, 6, 7, 8, 9]);
     expect(result.blocker).toBeUndefined();
   });
 
   it("warns again when the new generation is refused too", () => {
-    const result = plan(input({ generation: 5, lastWriteError: rejection, status: status({ conditions: [stalled(StallReason.TemplateRejected, 4)] }) }));
+    const result = plan(input({ generation: 5, createHold: held, status: status({ conditions: [stalled(StallReason.TemplateRejected, 4)] }) }));
     expect(result.events.map((e) => e.reason)).toEqual([EventReason.TemplateRejected]);
   });
 
+  it("sends one create, the lowest missing ordinal, when a probe is due, and stays Stalled meanwhile", () => {
+    const quota = { reason: StallReason.CreateRefused, message: "exceeded quota: pods", probe: true, retryInMs: 0 } as const;
+    const result = plan(input({ pods: pods(0, 5), createHold: quota }));
+    expect(result.creates).toEqual([5]);
+    expect(result.wave).toMatchObject({ size: 1, limitedBy: "CreateRefused" });
+    expect(result.wave.message).toContain("exceeded quota: pods");
+    expect(result.blocker).toMatchObject({ reason: StallReason.CreateRefused, stalled: true });
+    expect(result.events.map((e) => e.reason)).toEqual([EventReason.CreateRefused, EventReason.WaveStarted]);
+  });
+
+  it("does not probe while the failure budget stops creation", () => {
+    const failed = pods(0, 3, { phase: "Failed", ready: false });
+    const result = plan(input({ spec: { failurePolicy: { maxFailedPods: 1 } }, pods: failed, createHold: { ...held, probe: true, retryInMs: 0 } }));
+    expect(result.creates).toEqual([]);
+  });
+
   it("does not stop deletes", () => {
-    const result = plan(input({ spec: { replicas: 2 }, pods: pods(0, 4), lastWriteError: rejection }));
+    const result = plan(input({ spec: { replicas: 2 }, pods: pods(0, 4), createHold: held }));
     expect(result.deletes).toEqual(names([3, 2]));
   });
 });
@@ -468,6 +486,19 @@ describe("plan: finalizer and deletion", () => {
     const early = plan(input({ deletionTimestamp, pods: pods(0, 6), status: status({ wave: waveStatus(3, 200) }) }));
     expect(early.deletes).toEqual([]);
     expect(early.requeueAfterMs).toBe(800);
+  });
+
+  it("is not held by a long minInterval: deletion waves wait at most MAX_DELETION_WAVE_INTERVAL_MS", () => {
+    const spec = { waves: { minInterval: "24h" } };
+    const early = plan(input({ deletionTimestamp, spec, pods: pods(0, 6), status: status({ wave: waveStatus(3, 200) }) }));
+    expect(early.deletes).toEqual([]);
+    expect(early.requeueAfterMs).toBe(MAX_DELETION_WAVE_INTERVAL_MS - 200);
+    expect(early.wave.message).toBe("waiting between deletion waves since wave 3 started");
+    const due = plan(input({ deletionTimestamp, spec, pods: pods(0, 6), status: status({ wave: waveStatus(3, MAX_DELETION_WAVE_INTERVAL_MS) }) }));
+    expect(due.deletes).toEqual(names([5, 4, 3, 2, 1]));
+    // A scale-down keeps the user's pace.
+    const scaleDown = plan(input({ spec: { ...spec, replicas: 0 }, pods: pods(0, 6), status: status({ wave: waveStatus(3, MAX_DELETION_WAVE_INTERVAL_MS) }) }));
+    expect(scaleDown.deletes).toEqual([]);
   });
 
   it("keeps the finalizer while a delete is in flight", () => {

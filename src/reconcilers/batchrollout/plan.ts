@@ -4,6 +4,7 @@ import { durationToMs } from "../../api/duration.ts";
 import { ConditionStatus, ConditionType, EventReason, EventType, HoldReason, StallReason } from "./conditions.ts";
 import type { ObservedPod } from "./observed.ts";
 import { podName } from "./observed.ts";
+import type { CreateHold } from "./refusal.ts";
 
 /*
  * The planner: a pure function from what the reconciler observed to what it should write next.
@@ -27,9 +28,10 @@ import { podName } from "./observed.ts";
  *       for the cache too would put its lag (seconds under load) between every two waves; instead
  *       in-flight creates count as created and in-flight deletes as gone (expectations), which is
  *       what stops a double create or a double delete, and the next wave takes the ordinals after;
- *     - spec.waves.minInterval has passed since status.wave.startTime; otherwise the plan asks to
- *       be requeued after the rest of the interval and records limitedBy MinInterval. A startTime in
- *       the future (clock skew between leaders) waits at most one interval.
+ *     - spec.waves.minInterval has passed since status.wave.startTime (while the rollout is being
+ *       deleted, at most MAX_DELETION_WAVE_INTERVAL_MS); otherwise the plan asks to be requeued
+ *       after the rest of the interval and records limitedBy MinInterval. A startTime in the future
+ *       (clock skew between leaders) waits at most one interval.
  *   Guards that protect pod placement (Scheduler, Kubelet, IPAM, NodeCapacity) bound creates only: deleting
  *   pods relieves them, so deletes never drop below the floor size (waves.minSize, or initialSize
  *   for Fixed). Guards on the API server (ApiServer, Latency, Rate, Budget) bound deletes as well.
@@ -39,10 +41,11 @@ import { podName } from "./observed.ts";
  *
  * Stops (checked in this order; each keeps the wave number and records size 0)
  *   - spec.paused: no create and no delete; limitedBy Paused; a Paused event when it starts.
- *   - template rejected: the API server refused a create with a non-retryable 4xx other than 409
- *     (`lastWriteError`), or the previous status holds Stalled=True reason TemplateRejected for this
- *     generation. Creation stops until metadata.generation changes (the user edited the spec);
- *     Stalled carries the API server's message. Deletes (scale down) go on.
+ *   - creates refused: the API server refused a create (`createHold`, see refusal.ts): as invalid
+ *     (TemplateRejected) or for a quota, policy or webhook (CreateRefused). Creation holds; when the
+ *     hold says a probe is due, one create is sent (a wave of one, limitedBy the refusal), else the
+ *     plan asks to be requeued at the next probe. Stalled carries the API server's message. Deletes
+ *     (scale down) go on.
  *   - failure budget: failed pods are kept for inspection and never replaced. When more than
  *     failurePolicy.maxFailedPods have failed and the action is Pause, creation stops (limitedBy
  *     FailurePolicy, Stalled reason FailureBudgetExceeded); with Continue it goes on, and a
@@ -67,6 +70,9 @@ import { podName } from "./observed.ts";
 
 /** How long to wait before looking again when the sizer allows no pod and gave no Retry-After. */
 export const ZERO_CAPACITY_REQUEUE_MS = 5_000;
+
+/** Longest gap between two deletion waves of a rollout being deleted, whatever spec.waves.minInterval says. */
+export const MAX_DELETION_WAVE_INTERVAL_MS = 1_000;
 
 /** Ordinal ranges spelled out in an event message before the rest is summarised. */
 export const MAX_RANGES_IN_MESSAGE = 5;
@@ -94,14 +100,6 @@ export interface PendingWrites {
   deletes: ReadonlySet<string>;
 }
 
-/** A create the API server refused with a non-retryable 4xx other than 409. */
-export interface WriteError {
-  code: number;
-  reason: string;
-  message: string;
-  podName?: string;
-}
-
 export interface PlanInput {
   rollout: Pick<BatchRollout, "metadata" | "spec" | "status">;
   pods: readonly ObservedPod[];
@@ -109,7 +107,8 @@ export interface PlanInput {
   capacity: WaveCapacity;
   /** Hash of the current spec.template, as pods carry it in their template-hash label. */
   templateHash: string;
-  lastWriteError?: WriteError;
+  /** Creates the API server refused: hold creation, or probe with one create. */
+  createHold?: CreateHold;
   /** Signals the sizer read, passed through to status. */
   signals?: SignalsStatus;
   now: number;
@@ -257,6 +256,7 @@ function previousStall(input: PlanInput): { reason: string; generation: number |
 const STALL_EVENT: Readonly<Record<StallReason, EventReason>> = {
   FailureBudgetExceeded: EventReason.FailurePolicy,
   TemplateRejected: EventReason.TemplateRejected,
+  CreateRefused: EventReason.CreateRefused,
   PodsUnschedulable: EventReason.PodsUnschedulable,
   InsufficientPodIPs: EventReason.InsufficientCapacity,
   InsufficientNodeCapacity: EventReason.InsufficientCapacity,
@@ -267,23 +267,14 @@ function isStallReason(reason: string): reason is StallReason {
   return Object.hasOwn(STALL_EVENT, reason);
 }
 
-/** The create stop that applies, if any: a refused template first, then the failure budget. */
+/** The create stop that applies, if any: refused creates first, then the failure budget. */
 function creationStop(input: PlanInput, progress: Progress): Blocker | undefined {
-  const generation = input.rollout.metadata.generation ?? 0;
-  const { lastWriteError } = input;
-  if (lastWriteError !== undefined) {
-    const pod = lastWriteError.podName === undefined ? "a pod" : `pod ${lastWriteError.podName}`;
-    return {
-      reason: StallReason.TemplateRejected,
-      message: `the API server refused to create ${pod} (${lastWriteError.code} ${lastWriteError.reason}): ${lastWriteError.message}; fix spec.template to resume`,
-      stalled: true,
-    };
-  }
-  const before = previousStall(input);
-  if (before?.reason === StallReason.TemplateRejected && before.generation === generation) {
-    const message = input.rollout.status?.conditions?.find((c) => c.type === ConditionType.Stalled)?.message ?? "";
-    return { reason: StallReason.TemplateRejected, message, stalled: true };
-  }
+  const hold = input.createHold;
+  if (hold !== undefined) return { reason: hold.reason, message: hold.message, stalled: true };
+  return failureStop(input, progress);
+}
+
+function failureStop(input: PlanInput, progress: Progress): Blocker | undefined {
   const { maxFailedPods, action } = input.rollout.spec.failurePolicy;
   if (progress.failed > maxFailedPods && action === "Pause") {
     return {
@@ -316,6 +307,7 @@ function capacityStop(capacity: WaveCapacity, progress: Progress): Blocker {
 
 const STOP_LIMITED_BY: Readonly<Partial<Record<Blocker["reason"], LimitedBy>>> = {
   TemplateRejected: "TemplateRejected",
+  CreateRefused: "CreateRefused",
   FailureBudgetExceeded: "FailurePolicy",
   Paused: "Paused",
 };
@@ -326,11 +318,13 @@ export type WaveGate = { open: true } | { open: false; waitMs: number };
  * Whether spec.waves.minInterval allows a new wave now (see "Waves" above). The reconciler asks
  * too: only a reconcile that may start a wave is a wave decision for the sizer.
  */
-export function waveGate(rollout: Pick<BatchRollout, "spec" | "status">, now: number): WaveGate {
+export function waveGate(rollout: Pick<BatchRollout, "metadata" | "spec" | "status">, now: number): WaveGate {
   const startTime = rollout.status?.wave?.startTime;
   const started = startTime === undefined ? Number.NaN : Date.parse(startTime);
   if (Number.isNaN(started)) return { open: true };
-  const interval = durationToMs(rollout.spec.waves.minInterval);
+  const minInterval = durationToMs(rollout.spec.waves.minInterval);
+  // Deleting the rollout is not held hostage by a slow creation pace: the sizer still paces the deletes.
+  const interval = rollout.metadata.deletionTimestamp === undefined ? minInterval : Math.min(minInterval, MAX_DELETION_WAVE_INTERVAL_MS);
   const elapsed = now - started;
   if (elapsed >= interval) return { open: true };
   return { open: false, waitMs: Math.min(interval, interval - elapsed) };
@@ -387,12 +381,16 @@ export function plan(input: PlanInput): Plan {
 
   const { capacity } = input;
   const stop = deleting ? undefined : creationStop(input, progress);
-  const canCreate = stop === undefined && missing.length > 0;
-  const createBudget = canCreate ? Math.max(0, capacity.size) : 0;
+  const hold = deleting ? undefined : input.createHold;
+  // A refusal's probe: one create, unless the failure budget stops creation as well.
+  const probing = hold?.probe === true && failureStop(input, progress) === undefined;
+  const canCreate = (stop === undefined || probing) && missing.length > 0;
+  const createBudget = canCreate ? Math.max(0, probing ? Math.min(1, capacity.size) : capacity.size) : 0;
   const removeBudget = extras.length > 0 ? Math.max(0, deleteBudget(capacity, rollout.spec)) : 0;
   const heldByCapacity = (canCreate && createBudget === 0) || (extras.length > 0 && removeBudget === 0);
   result.blocker = stop ?? (heldByCapacity ? capacityStop(capacity, progress) : undefined);
   if (heldByCapacity) result.requeueAfterMs = capacity.waitMs !== undefined && capacity.waitMs > 0 ? capacity.waitMs : ZERO_CAPACITY_REQUEUE_MS;
+  if (hold !== undefined && !hold.probe && missing.length > 0) result.requeueAfterMs = minRequeue(result.requeueAfterMs, hold.retryInMs);
   if (result.blocker === undefined) delete result.blocker;
   emitStopEvents(input, progress, result, stop);
   const hasWork = createBudget > 0 || removeBudget > 0;
@@ -414,7 +412,9 @@ export function plan(input: PlanInput): Plan {
     result.wave = {
       ...previous,
       limitedBy: "MinInterval",
-      message: `waiting spec.waves.minInterval (${rollout.spec.waves.minInterval}) since wave ${previous.number} started`,
+      message: deleting
+        ? `waiting between deletion waves since wave ${previous.number} started`
+        : `waiting spec.waves.minInterval (${rollout.spec.waves.minInterval}) since wave ${previous.number} started`,
     };
     return result;
   }
@@ -424,7 +424,13 @@ export function plan(input: PlanInput): Plan {
 
   const size = creates.length + deletes.length;
   const everythingFits = creates.length === (canCreate ? missing.length : 0) && deletes.length === extras.length;
-  const limitedBy: LimitedBy = deleting ? "Deleting" : everythingFits && size < capacity.size ? "Remaining" : capacity.limitedBy;
+  const limitedBy: LimitedBy = deleting
+    ? "Deleting"
+    : probing && creates.length > 0
+      ? (STOP_LIMITED_BY[hold.reason] ?? capacity.limitedBy)
+      : everythingFits && size < capacity.size
+        ? "Remaining"
+        : capacity.limitedBy;
   const number = previous.number + 1;
   result.creates = creates;
   result.deletes = deletes.map((pod) => pod.name);
@@ -433,7 +439,10 @@ export function plan(input: PlanInput): Plan {
     number,
     size,
     limitedBy,
-    message: waveMessage(limitedBy, capacity, size, deleting ? extras.length : missing.length + extras.length),
+    message:
+      probing && creates.length > 0
+        ? `one create, to see whether the API server still refuses: ${hold.message}`
+        : waveMessage(limitedBy, capacity, size, deleting ? extras.length : missing.length + extras.length),
     startTime: new Date(input.now).toISOString(),
   };
   result.events.push(waveEvent(number, creates, result.deletes, deleting, desired, limitedBy));

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import { API_VERSION, BatchRolloutSpec, BatchRolloutStatus, FINALIZER, KIND, PLURAL, GROUP, VERSION } from "../../api/batchrollout.ts";
 import type { BatchRollout, SignalsStatus } from "../../api/batchrollout.ts";
-import { describeSpecIssues } from "../../api/crd-rules.ts";
+import { NAME_RULE, describeSpecIssues } from "../../api/crd-rules.ts";
 import type { ReconcileContext, Result } from "../../controllers/controller.ts";
 import type { EventSink } from "../../controllers/event-recorder.ts";
 import type { Informer } from "../../controllers/informer.ts";
@@ -19,12 +19,14 @@ import type { IpamSignals } from "../../ratelimit/signals/ipam.ts";
 import type { SchedulerSignal } from "../../ratelimit/signals/scheduler.ts";
 import type { RolloutMetrics } from "../../telemetry/rollout-metrics.ts";
 import { classifyWrite, executeWrites, type WaveWriteResult } from "./act.ts";
-import { EventReason, EventType } from "./conditions.ts";
+import { ConditionStatus, ConditionType, EventReason, EventType, StallReason } from "./conditions.ts";
 import type { Expectations } from "./expectations.ts";
 import { toObservedPod, type ObservedPod } from "./observed.ts";
-import { plan, waveGate, type Plan, type PlanInput, type WriteError } from "./plan.ts";
+import { plan, waveGate, type Plan, type PlanInput } from "./plan.ts";
 import { BY_ROLLOUT, type CachedPod } from "./pod-cache.ts";
 import { templateHash } from "./pod-template.ts";
+import type { QuotaCache } from "./quotas.ts";
+import { RefusalBackoff, type RefusalReason } from "./refusal.ts";
 import { computeStatus, invalidSpecStatus, materialChange, statusChanged } from "./status.ts";
 
 // The BatchRollout reconciler: observe (from the caches) → size the wave → plan (pure) → act
@@ -50,8 +52,10 @@ interface RolloutState {
   sizer: WaveSizer;
   window: WriteLatencyWindow;
   pacer: WritePacer;
-  /** A create rejected by the API server, kept until the status saying so is written. */
-  rejected?: WriteError;
+  /** Creates the API server refused: creation holds, probing with one create now and then. */
+  refusals: RefusalBackoff;
+  /** Whether a refusal recorded in status (by an earlier leader) was carried over. */
+  restored: boolean;
   /**
    * The status this replica last wrote. The operator is the only writer of status, and the cache
    * lags its own patches, so planning from the cached status could start a wave twice.
@@ -80,6 +84,8 @@ export interface ReconcilerDeps {
   scheduler?: Pick<SchedulerSignal, "pending" | "othersCreating">;
   ipam?: Pick<IpamSignals, "read" | "counts">;
   pace?: Pick<ClusterPace, "grant" | "release" | "forget" | "record">;
+  /** The namespaces' ResourceQuotas: a change ends a refusal's wait for its next probe. */
+  quotas?: Pick<QuotaCache, "fingerprint">;
   now?: () => number;
 }
 
@@ -100,11 +106,19 @@ export class BatchRolloutReconciler {
       this.#forget(key);
       return {};
     }
+    // The CRD's rule, for a rollout that an older CRD let in.
+    if (NAME_RULE.violated(raw)) return this.#reportInvalidSpec(raw, NAME_RULE.message, ctx.logger);
     const parsed = BatchRolloutSpec.safeParse(raw.spec);
     if (!parsed.success) return this.#reportInvalidSpec(raw, describeSpecIssues(parsed.error.issues).join("; "), ctx.logger);
     const state = this.#stateFor(key, raw.metadata.uid, parsed.data);
     const rollout: BatchRollout = { ...raw, spec: parsed.data, status: state.written ?? raw.status };
     const now = this.#now();
+    const refusalAt = () => ({ now: this.#now(), generation: rollout.metadata.generation ?? 0, quotas: this.#deps.quotas?.fingerprint(rollout.metadata.namespace ?? "") ?? "" });
+    if (!state.restored) {
+      restoreRefusal(state.refusals, rollout, refusalAt());
+      state.restored = true;
+    }
+    const createHold = state.refusals.hold(refusalAt());
 
     // Observe.
     const cached = this.#deps.pods.byIndex(BY_ROLLOUT, key);
@@ -118,7 +132,7 @@ export class BatchRolloutReconciler {
     const { signals, statusSignals, grant } = await this.#readSignals(key, rollout, pods, pending, state, now, deciding, ctx.signal);
     const decision = deciding ? state.sizer.next(signals) : state.sizer.peek(signals);
     state.pacer.update(decision.rateLimit);
-    const input: PlanInput = {
+    let input: PlanInput = {
       rollout,
       pods,
       expectations: pending,
@@ -126,7 +140,7 @@ export class BatchRolloutReconciler {
       templateHash: hash,
       signals: statusSignals,
       now,
-      ...(state.rejected ? { lastWriteError: state.rejected } : {}),
+      ...(createHold ? { createHold } : {}),
     };
     let planned = plan(input);
     if (grant !== undefined) this.#deps.pace?.release(key, grant - (planned.creates.length + planned.deletes.length), now);
@@ -164,11 +178,16 @@ export class BatchRolloutReconciler {
       const outcome = await this.#writeWave(key, rollout, planned, hash, cached, state, ctx.signal, log);
       writeFailure = outcome.firstFailure;
       if (outcome.rejected) {
+        state.refusals.refused(outcome.rejected, LABEL_PREFIX, refusalAt());
         // Plan again with what the API server said, so this very status reports the stall. The
-        // wave that met the rejection did start: the new plan carries on from it.
+        // wave that met the refusal did start: the new plan carries on from it.
         const started = { ...rollout, status: BatchRolloutStatus.parse({ ...rollout.status, wave: planned.wave }) };
-        planned = plan({ ...input, rollout: started, expectations: this.#deps.expectations.pending(key), lastWriteError: outcome.rejected });
+        const held = state.refusals.hold(refusalAt());
+        input = { ...input, rollout: started, expectations: this.#deps.expectations.pending(key), ...(held ? { createHold: held } : {}) };
+        planned = plan(input);
         for (const e of planned.events) this.#event(rollout, e.type, e.reason, "Reconcile", e.message);
+      } else if (outcome.created + outcome.existed > 0) {
+        state.refusals.accepted();
       }
     }
     const persisted = await patchingStart;
@@ -177,7 +196,7 @@ export class BatchRolloutReconciler {
     }
 
     // Persist status once, and only when it changed (a new wave's was sent with its writes).
-    const status = computeStatus({ ...input, lastWriteError: state.rejected }, planned, this.#now());
+    const status = computeStatus(input, planned, this.#now());
     const progressOnly = !materialChange(persisted.status, status);
     const sincePatch = this.#now() - (state.patchedAt ?? -Infinity);
     let requeueAfterMs = planned.requeueAfterMs;
@@ -194,7 +213,6 @@ export class BatchRolloutReconciler {
       { waveStarted: planned.waveStarted, limitedBy: decision.limitedBy, size: decision.size, rateLimit: decision.rateLimit, throttled: signals.writes?.throttled ?? 0 },
       status,
     );
-    if (state.rejected && status.conditions?.some((c) => c.type === "Stalled" && c.status === "True")) delete state.rejected;
     if (planned.removeFinalizer) await this.#setFinalizer(rollout, false);
 
     if (writeFailure) throw writeFailure;
@@ -232,9 +250,8 @@ export class BatchRolloutReconciler {
     this.#event(rollout, EventType.Normal, EventReason.WaveFinished, "Reconcile",
       `wave ${planned.wave.number}: ${created} pods created, ${existed} already existed, ${deleted} deleted${refusedNote}, ${failed} not written, in ${seconds} s`);
     if (outcome.rejected) {
-      state.rejected = outcome.rejected;
       const { code, reason, message } = outcome.rejected;
-      log.warn({ code, reason, message }, "API server rejected a pod; creation stops until the spec changes");
+      log.warn({ code, reason, message, refused }, "API server refused a pod create; creation holds, probing with one create after a backoff");
     }
     if (outcome.firstFailure) {
       this.#event(rollout, EventType.Warning, EventReason.WriteFailed, "CreatePods",
@@ -351,6 +368,8 @@ export class BatchRolloutReconciler {
         sizer,
         window,
         throttled: 0,
+        refusals: new RefusalBackoff(),
+        restored: false,
         pacer: new WritePacer({ rateLimit: decision.rateLimit, gate: this.#deps.gate, window: record, classify: classifyWrite, clock: this.#now }),
       };
       this.#state.set(key, state);
@@ -422,7 +441,6 @@ export class BatchRolloutReconciler {
   }
 }
 
-/** Desired ordinals with neither a pod nor a create in flight: the creates still to do. */
 /** Pods bound to a node whose kubelet has not started them yet (phase still Pending). */
 function countStarting(pods: readonly ObservedPod[]): number {
   let starting = 0;
@@ -430,6 +448,7 @@ function countStarting(pods: readonly ObservedPod[]): number {
   return starting;
 }
 
+/** Desired ordinals with neither a pod nor a create in flight: the creates still to do. */
 function missingPods(replicas: number, pods: readonly ObservedPod[], pending: { creates: ReadonlySet<number> }): number {
   let present = 0;
   for (const pod of pods) if (pod.ordinal < replicas) present++;
@@ -441,6 +460,16 @@ function extraPods(replicas: number, pods: readonly ObservedPod[], pending: { de
   let extra = 0;
   for (const pod of pods) if (pod.ordinal >= replicas && !pod.deleting && !pending.deletes.has(pod.name)) extra++;
   return extra;
+}
+
+const LABEL_PREFIX = `${GROUP}/`;
+const REFUSAL_REASONS: ReadonlySet<string> = new Set<RefusalReason>([StallReason.TemplateRejected, StallReason.CreateRefused]);
+
+/** A refusal that status records for this generation (written by a leader before this one) holds creation here too. */
+function restoreRefusal(refusals: RefusalBackoff, rollout: BatchRollout, at: { now: number; generation: number; quotas: string }): void {
+  const stalled = rollout.status?.conditions?.find((c) => c.type === ConditionType.Stalled);
+  if (stalled?.status !== ConditionStatus.True || !REFUSAL_REASONS.has(stalled.reason) || stalled.observedGeneration !== at.generation) return;
+  refusals.restore(stalled.reason as RefusalReason, stalled.message, at);
 }
 
 /** What status says of the kube-apiserver /metrics guardrail. */

@@ -5,6 +5,7 @@ import { ConditionType, NotStalledReason, ProgressingReason, ReadyReason, StallR
 import type { ObservedPod } from "./observed.ts";
 import { plan } from "./plan.ts";
 import type { PlanInput, WaveCapacity } from "./plan.ts";
+import { describeRefusal } from "./refusal.ts";
 import { computeStatus, conditionTime, materialChange, selectorFor, statusChanged } from "./status.ts";
 
 const NAME = "sim";
@@ -30,7 +31,7 @@ interface Options {
   deletionTimestamp?: string;
   capacity?: Partial<WaveCapacity>;
   creates?: number[];
-  lastWriteError?: PlanInput["lastWriteError"];
+  createHold?: PlanInput["createHold"];
   signals?: PlanInput["signals"];
 }
 
@@ -49,7 +50,7 @@ function input(options: Options = {}): PlanInput {
     templateHash: HASH,
     now: NOW,
   };
-  if (options.lastWriteError !== undefined) result.lastWriteError = options.lastWriteError;
+  if (options.createHold !== undefined) result.createHold = options.createHold;
   if (options.signals !== undefined) result.signals = options.signals;
   return result;
 }
@@ -173,10 +174,18 @@ describe("computeStatus: conditions", () => {
     expect(status.wave?.limitedBy).toBe("FailurePolicy");
   });
 
-  it("is Stalled with TemplateRejected and the API server's message", () => {
-    const status = statusOf({ lastWriteError: { code: 403, reason: "Forbidden", message: "exceeded quota: pods=10" } });
-    expect(condition(status, "Stalled")).toMatchObject({ status: "True", reason: StallReason.TemplateRejected, observedGeneration: 2 });
+  it("is Stalled with CreateRefused and the API server's message while a quota refuses creates", () => {
+    const message = describeRefusal({ code: 403, reason: "Forbidden", message: "exceeded quota: pods=10" }, "batchrollout.dev/");
+    const status = statusOf({ createHold: { reason: StallReason.CreateRefused, message, probe: false, retryInMs: 1_000 } });
+    expect(condition(status, "Stalled")).toMatchObject({ status: "True", reason: StallReason.CreateRefused, observedGeneration: 2 });
     expect(condition(status, "Stalled").message).toContain("exceeded quota: pods=10");
+    expect(status.wave?.limitedBy).toBe("CreateRefused");
+  });
+
+  it("is Stalled with TemplateRejected while the API server refuses the pods as invalid", () => {
+    const message = describeRefusal({ code: 422, reason: "Invalid", message: "spec.containers[0].name: Invalid value" }, "batchrollout.dev/");
+    const status = statusOf({ createHold: { reason: StallReason.TemplateRejected, message, probe: false, retryInMs: 1_000 } });
+    expect(condition(status, "Stalled")).toMatchObject({ status: "True", reason: StallReason.TemplateRejected, message });
   });
 
   it("is Stalled with PodsUnschedulable when the scheduler guard holds on unschedulable pods", () => {
@@ -197,9 +206,10 @@ describe("computeStatus: conditions", () => {
     expect(status.wave?.limitedBy).toBe("Deleting");
   });
 
-  it("a new generation clears a TemplateRejected stall", () => {
+  it("a new generation clears a TemplateRejected stall (the hold ends with it: refusal.ts)", () => {
     const rejected: Condition = { type: "Stalled", status: "True", reason: StallReason.TemplateRejected, message: "refused", observedGeneration: 2, lastTransitionTime: EARLIER };
-    expect(condition(statusOf({ generation: 2, conditions: [rejected] }), "Stalled").status).toBe("True");
+    const createHold = { reason: StallReason.TemplateRejected, message: "refused", probe: false, retryInMs: 1_000 } as const;
+    expect(condition(statusOf({ generation: 2, conditions: [rejected], createHold }), "Stalled").status).toBe("True");
     const next = statusOf({ generation: 3, conditions: [rejected] });
     expect(condition(next, "Stalled")).toMatchObject({ status: "False", reason: NotStalledReason, observedGeneration: 3 });
     expect(condition(next, "Progressing")).toMatchObject({ status: "True", reason: ProgressingReason.CreatingPods });
