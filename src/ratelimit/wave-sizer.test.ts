@@ -12,6 +12,7 @@ import {
   MAX_CONCURRENCY,
   MAX_CYCLE_OVERHEAD_SHARE,
   MAX_LATE_WAVE_CREDIT_SHARE,
+  MAX_WAVE_PERIOD_MS,
   MIN_CONCURRENCY,
   PROBE_RATE_FACTOR,
   QUEUEING_ALLOWANCE_SHARE,
@@ -29,6 +30,7 @@ import {
   OTHERS_CREATING_MIN_PER_S,
   OTHERS_CREATING_MIN_SHARE,
   createWaveSizer,
+  wavePeriodMs,
 } from "./wave-sizer.ts";
 import type { WriteTick } from "./write-latency.ts";
 
@@ -155,6 +157,14 @@ describe("AdaptiveWaveSizer: start and ramp", () => {
   it("spreads a wave over its period: a 5 s minInterval gives waves of 5 s of writes", () => {
     const trace = new Trace(new AdaptiveWaveSizer(spec({ waves: { initialSize: 50, minInterval: "5s" } })));
     expect(trace.step()).toMatchObject({ size: 50, rateLimit: { perSecond: 10 } });
+  });
+
+  it("paces a wave over at most MAX_WAVE_PERIOD_MS, however long minInterval is", () => {
+    const long = spec({ waves: { strategy: "Fixed", initialSize: 50, minInterval: "24h" } });
+    expect(wavePeriodMs(long)).toBe(MAX_WAVE_PERIOD_MS);
+    expect(createWaveSizer(long).next({ now: 0, remaining: 200 })).toMatchObject({ size: 50, rateLimit: { perSecond: 50 / (MAX_WAVE_PERIOD_MS / 1_000) } });
+    const adaptive = new Trace(new AdaptiveWaveSizer(spec({ waves: { initialSize: 50, minInterval: "1h" } })));
+    expect(adaptive.step()).toMatchObject({ size: 50, rateLimit: { perSecond: 50 / (MAX_WAVE_PERIOD_MS / 1_000) } });
   });
 
   it("never grows more than ×2 in one wave", () => {

@@ -217,6 +217,12 @@ export const APP_LIMITED_FRACTION = 0.5;
 /** Shortest wave period: waves are R × period, so a 0 s minInterval still gets waves of a second's writes. */
 export const MIN_WAVE_PERIOD_MS = 1_000;
 /**
+ * Longest wave period: a wave's writes are paced over at most this long whatever minInterval says,
+ * so a long interval (up to 24h) neither keeps a wave, and the deletion of its rollout, in flight for
+ * hours nor sizes deletes on an hours-long period. Waves still start minInterval apart.
+ */
+export const MAX_WAVE_PERIOD_MS = 10_000;
+/**
  * Most of a wave period the cycle overhead may take: the writes are then sent at up to
  * 1 / (1 − this) times R. Beyond it the cycle simply runs long (the server is slow, and self-clocking
  * by concurrency is what should act, not a faster pace).
@@ -333,6 +339,11 @@ interface Candidate {
 }
 
 export function wavePeriodMs(spec: SizerSpec): number {
+  return clamp(durationToMs(spec.waves.minInterval), MIN_WAVE_PERIOD_MS, MAX_WAVE_PERIOD_MS);
+}
+
+/** Time between two wave starts when nothing runs long: minInterval, at least MIN_WAVE_PERIOD_MS. */
+function waveIntervalMs(spec: SizerSpec): number {
   return Math.max(MIN_WAVE_PERIOD_MS, durationToMs(spec.waves.minInterval));
 }
 
@@ -471,6 +482,8 @@ interface RateAction {
 export class AdaptiveWaveSizer implements WaveSizer {
   #spec: SizerSpec;
   #periodMs: number;
+  /** At least the period; longer when minInterval exceeds MAX_WAVE_PERIOD_MS. */
+  #intervalMs: number;
   #latencyTargetMs: number;
   #rate: number;
   #slowStart = true;
@@ -503,6 +516,7 @@ export class AdaptiveWaveSizer implements WaveSizer {
   constructor(spec: SizerSpec) {
     this.#spec = spec;
     this.#periodMs = wavePeriodMs(spec);
+    this.#intervalMs = waveIntervalMs(spec);
     this.#latencyTargetMs = durationToMs(spec.guards.apiServer.latencyTarget);
     this.#rate = clamp(spec.waves.initialSize, spec.waves.minSize, spec.waves.maxSize) / (this.#periodMs / 1_000);
   }
@@ -510,6 +524,7 @@ export class AdaptiveWaveSizer implements WaveSizer {
   updateSpec(spec: SizerSpec): void {
     this.#spec = spec;
     this.#periodMs = wavePeriodMs(spec);
+    this.#intervalMs = waveIntervalMs(spec);
     this.#latencyTargetMs = durationToMs(spec.guards.apiServer.latencyTarget);
     this.#rate = clamp(this.#rate, this.#minRate(), this.#maxRate());
     // Learned under the old period; a shorter one must not leave it at or past the whole period.
@@ -554,11 +569,12 @@ export class AdaptiveWaveSizer implements WaveSizer {
     const last = this.#lastWave;
     if (last.size === 0) return;
     const cycle = now - last.at;
-    if (cycle <= this.#periodMs + CYCLE_PERIOD_SLACK_MS) {
+    if (cycle <= this.#intervalMs + CYCLE_PERIOD_SLACK_MS) {
       this.#overheadMs *= CYCLE_OVERHEAD_DECAY;
       return;
     }
-    const sample = clamp(cycle - last.sendMs, 0, MAX_CYCLE_OVERHEAD_SHARE * this.#periodMs);
+    // Past MAX_WAVE_PERIOD_MS the interval beyond the period is waiting by design, not overhead.
+    const sample = clamp(cycle - last.sendMs - (this.#intervalMs - this.#periodMs), 0, MAX_CYCLE_OVERHEAD_SHARE * this.#periodMs);
     this.#overheadMs += CYCLE_OVERHEAD_ALPHA * (sample - this.#overheadMs);
   }
 
@@ -571,7 +587,7 @@ export class AdaptiveWaveSizer implements WaveSizer {
   #lateMs(last: { size: number; at: number; sendMs: number }, now: number): number {
     if (last.size === 0 || this.#pauseUntil > last.at || this.#action.limitedBy !== "Rate") return 0;
     // A wave of minSize paced below minSize per period (yielding) is meant to take longer.
-    return clamp(now - last.at - Math.max(this.#periodMs, last.sendMs), 0, MAX_LATE_WAVE_CREDIT_SHARE * this.#periodMs);
+    return clamp(now - last.at - Math.max(this.#intervalMs, last.sendMs), 0, MAX_LATE_WAVE_CREDIT_SHARE * this.#periodMs);
   }
 
   next(signals: WaveSignals): WaveDecision {
