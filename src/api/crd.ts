@@ -14,8 +14,11 @@ import type { CelValidation } from "./crd-rules.ts";
 export const CRD_NAME = `${PLURAL}.${GROUP}`;
 export const SINGULAR = "batchrollout";
 export const SHORT_NAMES = ["br"];
-/** `kubectl get rollouts` lists these beside other rollout kinds (Argo Rollouts uses the same category). */
-export const CATEGORIES = ["rollouts"];
+/**
+ * Our own category: `rollouts` is Argo Rollouts' plural, and kubectl expands a category before it
+ * matches a resource name, so that category made `kubectl get rollouts` list BatchRollouts instead.
+ */
+export const CATEGORIES = ["batchrollouts"];
 /** Where scripts/gen-crd.ts writes the CRD, relative to the repository root. */
 export const CRD_FILE = `crds/${GROUP}_${PLURAL}.yaml`;
 /** The same CRD where Helm installs CRDs from: the chart's crds/ folder. */
