@@ -47,6 +47,10 @@ const TEMPLATE = {
     ],
   },
 };
+/** The packed case (issue 23): 20 such nodes, no spread constraint, 500 replicas, reserve 5 %. */
+const PACKED_NODES = 20;
+const PACKED_REPLICAS = 500;
+const PACKED_RESERVE_PERCENT = 5;
 const NODE_WRITE_CONCURRENCY = 10;
 /** kwok makes a node Ready within a second or two; the not-ready taint follows shortly after. */
 const NODES_READY_TIMEOUT_MS = 90_000;
@@ -193,6 +197,68 @@ describe("adaptive waves against pod IP headroom", () => {
         expect.soft(stalled).toMatchObject({ status: "True", reason: "InsufficientPodIPs" });
         expect.soft(stalled?.message).toContain(`${free} pod IPs free`);
         expect.soft(stalled?.message).toContain(`${e.reserve} kept in reserve`);
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "holds however the scheduler places pods: without a spread constraint, pods beyond a node's addresses count against the pool and stop creation",
+    async () => {
+      const ns = await bed.namespace("adaptive-ipam-packed");
+      const { admin } = bed;
+      const leftovers = await admin.get<{ items: NodeObject[] }>(resourcePath(NODES), { labelSelector: "pool=small-cidr" });
+      await deletePoolNodes(admin, leftovers.items.map((n) => n.metadata.name));
+      const tracker = new PodTracker(admin, ns);
+      await tracker.start();
+      const recorder = new StatusRecorder(admin, ns, [NAME]);
+      const created: string[] = [];
+      const capacity = PACKED_NODES * USABLE_PER_NODE;
+      const reserve = Math.ceil((capacity * PACKED_RESERVE_PERCENT) / 100);
+      const cap = capacity - reserve;
+      try {
+        tracker.setCap(cap);
+        await createPoolNodes(admin, 0, PACKED_NODES, created);
+        bed.operator();
+        recorder.start();
+        const started = Date.now();
+        const { topologySpreadConstraints: _spread, ...unspread } = TEMPLATE.spec;
+        await createRollout(admin, ns, NAME, {
+          replicas: PACKED_REPLICAS,
+          template: { spec: unspread },
+          guards: { ipam: { provider: "NodePodCIDR", reserve: `${PACKED_RESERVE_PERCENT}%` } },
+        });
+        const held = await eventually(
+          "the rollout held by IPAM",
+          async () => {
+            const r = recorder.latest(NAME);
+            return r && conditionOf(r, "Stalled")?.reason === "InsufficientPodIPs" ? r : undefined;
+          },
+          HOLD_TIMEOUT_MS,
+        ).catch((err: unknown) => {
+          throw new Error(`${String(err)}; ${tracker.counts().count} pods; last status ${JSON.stringify(recorder.latest(NAME)?.status)}`, { cause: err });
+        });
+        const stopped = await waitForNoNewPods(tracker, QUIET_MS, HOLD_TIMEOUT_MS);
+        const latest = recorder.latest(NAME) ?? held;
+        const perNode = [...tracker.podsPerNode(new Set(created)).values()];
+        const beyond = perNode.reduce((sum, n) => sum + Math.max(0, n - USABLE_PER_NODE), 0);
+        const message = conditionOf(latest, "Stalled")?.message ?? "";
+        console.log(
+          `[figure] IP headroom with ${PACKED_NODES} /${POD_CIDR_PREFIX_LENGTH} nodes allowing 110 pods each, no spread (${capacity} usable, reserve ${reserve}): ` +
+            `held at ${stopped} pods (at most ${cap}; most ever seen ${tracker.counts().maxCount}) ${seconds(Date.now() - started - QUIET_MS)} s after start; ` +
+            `pods per node ${perNode.sort((a, b) => b - a).join(",")}; ${beyond} beyond their node's addresses; Stalled: ${message}`,
+        );
+        expect(tracker.violations).toEqual([]);
+        expect(tracker.counts().maxCount).toBeLessThanOrEqual(cap);
+        expect(stopped).toBeLessThanOrEqual(cap);
+        // Every pod takes an address from the pool, wherever it stands.
+        expect(latest.status?.signals?.ipam).toMatchObject({ provider: "NodePodCIDR", capacity, free: capacity - stopped });
+        if (beyond > 0) expect(message).toContain(`${beyond} pods stand beyond their node's podCIDR addresses`);
+        else expect(stopped).toBe(cap);
+      } finally {
+        await recorder.stop();
+        await tracker.stop();
+        await deletePoolNodes(admin, created);
       }
     },
     TEST_TIMEOUT_MS,
