@@ -6,7 +6,8 @@ import { parseOrdinal, toObservedPod } from "./observed.ts";
 import { slimPod } from "./pod-cache.ts";
 import type { ObservedPod } from "./observed.ts";
 import { MAX_DELETION_WAVE_INTERVAL_MS, MAX_RANGES_IN_MESSAGE, ZERO_CAPACITY_REQUEUE_MS, describeOrdinals, plan } from "./plan.ts";
-import type { PlanInput, WaveCapacity } from "./plan.ts";
+import type { PlanInput, SizerDecision } from "./plan.ts";
+import { census } from "./census.ts";
 import { describeRefusal } from "./refusal.ts";
 
 const NAME = "sim";
@@ -70,7 +71,7 @@ interface Options {
   pods?: ObservedPod[];
   creates?: number[];
   deletes?: string[];
-  capacity?: Partial<WaveCapacity>;
+  decision?: Partial<SizerDecision>;
   createHold?: PlanInput["createHold"];
   now?: number;
 }
@@ -83,11 +84,13 @@ function input(options: Options = {}): PlanInput {
     finalizers: options.finalizers ?? [FINALIZER],
   };
   if (options.deletionTimestamp !== undefined) metadata.deletionTimestamp = options.deletionTimestamp;
+  const expectations = { creates: new Set(options.creates ?? []), deletes: new Set(options.deletes ?? []) };
+  const rolloutSpec = spec(options.spec);
   const result: PlanInput = {
-    rollout: { metadata, spec: spec(options.spec) },
-    pods: options.pods ?? [],
-    expectations: { creates: new Set(options.creates ?? []), deletes: new Set(options.deletes ?? []) },
-    capacity: { size: 5, limitedBy: "Rate", ...options.capacity },
+    rollout: { metadata, spec: rolloutSpec },
+    pods: census({ name: NAME, desired: options.deletionTimestamp === undefined ? rolloutSpec.replicas : 0, pods: options.pods ?? [], expectations, templateHash: HASH }),
+    expectations,
+    decision: { size: 5, limitedBy: "Rate", ...options.decision },
     templateHash: HASH,
     now: options.now ?? NOW,
   };
@@ -100,7 +103,7 @@ const names = (ordinals: number[]) => ordinals.map((o) => `${NAME}-${o}`);
 
 describe("plan: creating", () => {
   it("starts the first wave on an empty rollout, lowest ordinals first", () => {
-    const result = plan(input({ capacity: { size: 4, limitedBy: "Scheduler", message: "480 of 500 pending" } }));
+    const result = plan(input({ decision: { size: 4, limitedBy: "Scheduler", message: "480 of 500 pending" } }));
     expect(result.creates).toEqual([0, 1, 2, 3]);
     expect(result.deletes).toEqual([]);
     expect(result.waveStarted).toBe(true);
@@ -118,7 +121,7 @@ describe("plan: creating", () => {
   });
 
   it("records limitedBy Remaining when the last pods fit in the wave", () => {
-    const result = plan(input({ spec: { replicas: 3 }, capacity: { size: 50 } }));
+    const result = plan(input({ spec: { replicas: 3 }, decision: { size: 50 } }));
     expect(result.creates).toEqual([0, 1, 2]);
     expect(result.wave).toMatchObject({ number: 1, size: 3, limitedBy: "Remaining", message: "the last 3 pods" });
   });
@@ -131,7 +134,7 @@ describe("plan: creating", () => {
 
   it("fills holes lowest first and describes them as ranges", () => {
     const present = [0, 1, 3, 5].map((o) => pod(o));
-    const result = plan(input({ pods: present, capacity: { size: 4 } }));
+    const result = plan(input({ pods: present, decision: { size: 4 } }));
     expect(result.creates).toEqual([2, 4, 6, 7]);
     expect(result.events[0]?.message).toContain("ordinals 2, 4, 6-7");
   });
@@ -163,7 +166,7 @@ describe("plan: creating", () => {
   });
 
   it("uses the Fixed size the caller passes", () => {
-    const result = plan(input({ spec: { waves: { strategy: "Fixed", initialSize: 3 } }, capacity: { size: 3, limitedBy: "Fixed" } }));
+    const result = plan(input({ spec: { waves: { strategy: "Fixed", initialSize: 3 } }, decision: { size: 3, limitedBy: "Fixed" } }));
     expect(result.creates).toEqual([0, 1, 2]);
     expect(result.wave.limitedBy).toBe("Fixed");
   });
@@ -171,7 +174,7 @@ describe("plan: creating", () => {
 
 describe("plan: scaling down", () => {
   it("deletes pods above replicas, highest ordinal first, bounded by the wave", () => {
-    const result = plan(input({ spec: { replicas: 3 }, pods: pods(0, 10), capacity: { size: 4 } }));
+    const result = plan(input({ spec: { replicas: 3 }, pods: pods(0, 10), decision: { size: 4 } }));
     expect(result.deletes).toEqual(names([9, 8, 7, 6]));
     expect(result.creates).toEqual([]);
     expect(result.wave).toMatchObject({ number: 1, size: 4, limitedBy: "Rate" });
@@ -181,30 +184,30 @@ describe("plan: scaling down", () => {
   });
 
   it("finishes with Remaining when the rest fits", () => {
-    const result = plan(input({ spec: { replicas: 3 }, pods: pods(0, 6), capacity: { size: 10 } }));
+    const result = plan(input({ spec: { replicas: 3 }, pods: pods(0, 6), decision: { size: 10 } }));
     expect(result.deletes).toEqual(names([5, 4, 3]));
     expect(result.wave.limitedBy).toBe("Remaining");
   });
 
   it("scales to zero", () => {
-    const result = plan(input({ spec: { replicas: 0 }, pods: pods(0, 3), capacity: { size: 10 } }));
+    const result = plan(input({ spec: { replicas: 0 }, pods: pods(0, 3), decision: { size: 10 } }));
     expect(result.deletes).toEqual(names([2, 1, 0]));
   });
 
   it("keeps deleting at the floor size while a placement guard holds creates at zero", () => {
-    const result = plan(input({ spec: { replicas: 0, waves: { minSize: 2 } }, pods: pods(0, 10), capacity: { size: 0, limitedBy: "IPAM" } }));
+    const result = plan(input({ spec: { replicas: 0, waves: { minSize: 2 } }, pods: pods(0, 10), decision: { size: 0, limitedBy: "IPAM" } }));
     expect(result.deletes).toEqual(names([9, 8]));
     expect(result.requeueAfterMs).toBeUndefined();
   });
 
   it("keeps deleting while the kubelet guard holds creates at zero: deletes relieve it", () => {
-    const result = plan(input({ spec: { replicas: 0, waves: { minSize: 3 } }, pods: pods(0, 10, { phase: "Pending", ready: false }), capacity: { size: 0, limitedBy: "Kubelet" } }));
+    const result = plan(input({ spec: { replicas: 0, waves: { minSize: 3 } }, pods: pods(0, 10, { phase: "Pending", ready: false }), decision: { size: 0, limitedBy: "Kubelet" } }));
     expect(result.deletes).toEqual(names([9, 8, 7]));
   });
 
   it("holds deletes too while the API server guard is at zero, and looks again after Retry-After", () => {
     const result = plan(
-      input({ spec: { replicas: 0 }, pods: pods(0, 10), capacity: { size: 0, limitedBy: "ApiServer", message: "429 from the API server", waitMs: 4_000 } }),
+      input({ spec: { replicas: 0 }, pods: pods(0, 10), decision: { size: 0, limitedBy: "ApiServer", message: "429 from the API server", waitMs: 4_000 } }),
     );
     expect(result.deletes).toEqual([]);
     expect(result.requeueAfterMs).toBe(4_000);
@@ -213,7 +216,7 @@ describe("plan: scaling down", () => {
   });
 
   it("deletes extras first and creates missing ordinals with what is left of the wave", () => {
-    const result = plan(input({ spec: { replicas: 5 }, pods: pods(1, 8), capacity: { size: 4 } }));
+    const result = plan(input({ spec: { replicas: 5 }, pods: pods(1, 8), decision: { size: 4 } }));
     expect(result.deletes).toEqual(names([7, 6, 5]));
     expect(result.creates).toEqual([0]);
     expect(result.events[0]).toMatchObject({ reason: EventReason.WaveStarted, message: expect.stringContaining("and deleting 3 (ordinals 7-5)") });
@@ -421,7 +424,7 @@ describe("plan: creates refused by the API server", () => {
 describe("plan: no capacity", () => {
   it("is a stall when the scheduler guard is full of unschedulable pods of this rollout", () => {
     const waiting = pods(0, 3, { phase: "Pending", scheduled: false, ready: false, unschedulableMessage: "0/3 nodes are available: 3 Insufficient cpu." });
-    const result = plan(input({ pods: waiting, capacity: { size: 0, limitedBy: "Scheduler" } }));
+    const result = plan(input({ pods: waiting, decision: { size: 0, limitedBy: "Scheduler" } }));
     expect(result.creates).toEqual([]);
     expect(result.blocker).toEqual({ reason: StallReason.PodsUnschedulable, message: "3 pods unschedulable: 0/3 nodes are available: 3 Insufficient cpu.", stalled: true });
     expect(result.requeueAfterMs).toBe(ZERO_CAPACITY_REQUEUE_MS);
@@ -429,20 +432,20 @@ describe("plan: no capacity", () => {
   });
 
   it("looks again after ZERO_CAPACITY_REQUEUE_MS when the sizer gives no wait (waitMs 0)", () => {
-    const result = plan(input({ capacity: { size: 0, limitedBy: "Budget", waitMs: 0 } }));
+    const result = plan(input({ decision: { size: 0, limitedBy: "Budget", waitMs: 0 } }));
     expect(result.requeueAfterMs).toBe(ZERO_CAPACITY_REQUEUE_MS);
   });
 
   it("is a wait, not a stall, while nodes have not started the pods they were given", () => {
     const message = "500 pods bound to nodes but not yet Running (spec.guards.kubelet.maxStarting 500): waiting for their nodes to start them";
-    const result = plan(input({ pods: pods(0, 3, { phase: "Pending", ready: false }), capacity: { size: 0, limitedBy: "Kubelet", message } }));
+    const result = plan(input({ pods: pods(0, 3, { phase: "Pending", ready: false }), decision: { size: 0, limitedBy: "Kubelet", message } }));
     expect(result.creates).toEqual([]);
     expect(result.blocker).toEqual({ reason: "WaitingForCapacity", message: `waiting for Kubelet: ${message}`, stalled: false });
     expect(result.events).toEqual([]);
   });
 
   it("is a wait when the scheduler is merely busy", () => {
-    const result = plan(input({ pods: pods(0, 3, { phase: "Pending", scheduled: false, ready: false }), capacity: { size: 0, limitedBy: "Scheduler", message: "500 pending" } }));
+    const result = plan(input({ pods: pods(0, 3, { phase: "Pending", scheduled: false, ready: false }), decision: { size: 0, limitedBy: "Scheduler", message: "500 pending" } }));
     expect(result.blocker).toEqual({ reason: "WaitingForCapacity", message: "waiting for Scheduler: 500 pending", stalled: false });
     expect(result.wave).toMatchObject({ size: 0, limitedBy: "Scheduler", message: "waiting for Scheduler: 500 pending" });
     expect(result.events).toEqual([]);
@@ -452,7 +455,7 @@ describe("plan: no capacity", () => {
     ["IPAM", StallReason.InsufficientPodIPs],
     ["NodeCapacity", StallReason.InsufficientNodeCapacity],
   ] as const)("is a stall when %s allows no pod", (limitedBy, reason) => {
-    const result = plan(input({ capacity: { size: 0, limitedBy, message: "0 free" } }));
+    const result = plan(input({ decision: { size: 0, limitedBy, message: "0 free" } }));
     expect(result.blocker).toMatchObject({ reason, stalled: true });
     expect(result.blocker?.message).toContain("0 free");
   });
@@ -467,7 +470,7 @@ describe("plan: finalizer and deletion", () => {
   });
 
   it("deletes every pod in paced waves, highest ordinal first", () => {
-    const result = plan(input({ deletionTimestamp, pods: pods(0, 10), capacity: { size: 4 } }));
+    const result = plan(input({ deletionTimestamp, pods: pods(0, 10), decision: { size: 4 } }));
     expect(result.deletes).toEqual(names([9, 8, 7, 6]));
     expect(result.creates).toEqual([]);
     expect(result.addFinalizer).toBe(false);

@@ -2,8 +2,7 @@ import { FINALIZER } from "../../api/batchrollout.ts";
 import type { BatchRollout, BatchRolloutSpec, LimitedBy, SignalsStatus, WaveStatus } from "../../api/batchrollout.ts";
 import { durationToMs } from "../../api/duration.ts";
 import { ConditionStatus, ConditionType, EventReason, EventType, HoldReason, StallReason } from "./conditions.ts";
-import type { ObservedPod } from "./observed.ts";
-import { podName } from "./observed.ts";
+import type { PendingWrites, PodCensus, Progress } from "./census.ts";
 import type { CreateHold } from "./refusal.ts";
 
 /*
@@ -20,7 +19,7 @@ import type { CreateHold } from "./refusal.ts";
  *   Pods with ordinal >= replicas are deleted, highest ordinal first.
  *
  * Waves
- *   Writes go out in waves. The wave size comes from the sizer (`capacity`, which for the Fixed
+ *   Writes go out in waves. The wave size comes from the sizer (`decision`, which for the Fixed
  *   strategy is initialSize); creates and deletes of one wave share it, deletes first, since they
  *   free what creates need. A new wave starts only when
  *     - the previous wave's writes have been answered (the reconcile that sent them waits for
@@ -81,7 +80,7 @@ export const MAX_RANGES_IN_MESSAGE = 5;
 const PLACEMENT_GUARDS: ReadonlySet<LimitedBy> = new Set<LimitedBy>(["Scheduler", "Kubelet", "IPAM", "NodeCapacity"]);
 
 /** What the wave sizer allows for the next wave, and why (a WaveDecision from src/ratelimit fits). */
-export interface WaveCapacity {
+export interface SizerDecision {
   size: number;
   limitedBy: LimitedBy;
   message?: string;
@@ -89,29 +88,22 @@ export interface WaveCapacity {
   waitMs?: number;
 }
 
-/**
- * Writes sent to the API server whose result the informer's cache does not show yet: a snapshot
- * of the Expectations store (expectations.ts, `pending(key)`).
- */
-export interface PendingWrites {
-  /** Ordinals whose create is in flight. */
-  creates: ReadonlySet<number>;
-  /** Names of pods whose delete is in flight. */
-  deletes: ReadonlySet<string>;
-}
-
-export interface PlanInput {
+/** What one reconcile observed, counted once (census.ts); the status reads the same object. */
+export interface Observation {
   rollout: Pick<BatchRollout, "metadata" | "spec" | "status">;
-  pods: readonly ObservedPod[];
+  pods: PodCensus;
   expectations: PendingWrites;
-  capacity: WaveCapacity;
   /** Hash of the current spec.template, as pods carry it in their template-hash label. */
   templateHash: string;
-  /** Creates the API server refused: hold creation, or probe with one create. */
-  createHold?: CreateHold;
-  /** Signals the sizer read, passed through to status. */
+  /** Signal readings, passed through to status. */
   signals?: SignalsStatus;
   now: number;
+}
+
+export interface PlanInput extends Observation {
+  decision: SizerDecision;
+  /** Creates the API server refused: hold creation, or probe with one create. */
+  createHold?: CreateHold;
 }
 
 export interface PlanEvent {
@@ -126,25 +118,6 @@ export interface Blocker {
   message: string;
   /** The rollout cannot move on by itself (Stalled=True), as opposed to waiting. */
   stalled: boolean;
-}
-
-/** Where the pods stand against the spec; computed once and shared by the plan and the status. */
-export interface Progress {
-  desired: number;
-  /** Desired ordinals with a pod that is not being deleted. */
-  present: number;
-  /** Desired ordinals with no pod at all and no create in flight: what a wave may create. */
-  missing: number;
-  /** Desired ordinals whose create is in flight and not yet seen. */
-  creating: number;
-  /** Desired ordinals whose pod is Ready or Succeeded. */
-  complete: number;
-  /** Pods with ordinal >= replicas that are not being deleted (including those with a delete in flight). */
-  extra: number;
-  failed: number;
-  unschedulable: number;
-  /** The scheduler's message for the lowest unschedulable ordinal. */
-  unschedulableMessage?: string;
 }
 
 export interface Plan {
@@ -164,67 +137,13 @@ export interface Plan {
   events: PlanEvent[];
 }
 
-/** Our pods, one per ordinal: pods named anything but `<name>-<ordinal>` are someone else's. */
-function ownPods(name: string, pods: readonly ObservedPod[]): Map<number, ObservedPod> {
-  const byOrdinal = new Map<number, ObservedPod>();
-  for (const pod of pods) if (pod.name === podName(name, pod.ordinal)) byOrdinal.set(pod.ordinal, pod);
-  return byOrdinal;
-}
-
-interface Assessment {
-  progress: Progress;
-  /** Ordinals a wave may create, lowest first. */
-  missing: number[];
-  /** Pods a wave may delete (ordinal >= desired, not terminating, no delete in flight), highest first. */
-  extras: ObservedPod[];
-}
-
-function assess(desired: number, byOrdinal: Map<number, ObservedPod>, expectations: PendingWrites): Assessment {
-  const missing: number[] = [];
-  let present = 0;
-  let creating = 0;
-  let complete = 0;
-  for (let ordinal = 0; ordinal < desired; ordinal++) {
-    const pod = byOrdinal.get(ordinal);
-    if (pod === undefined) {
-      if (expectations.creates.has(ordinal)) creating++;
-      else missing.push(ordinal);
-    } else if (!pod.deleting) {
-      present++;
-      if (pod.ready || pod.phase === "Succeeded") complete++;
-    }
-  }
-  const extras: ObservedPod[] = [];
-  let extra = 0;
-  let failed = 0;
-  let unschedulable = 0;
-  // The lowest ordinal's message, so the text does not depend on the cache's iteration order.
-  let lowestUnschedulable: ObservedPod | undefined;
-  for (const pod of byOrdinal.values()) {
-    if (pod.deleting) continue;
-    if (pod.ordinal >= desired) {
-      extra++;
-      if (!expectations.deletes.has(pod.name)) extras.push(pod);
-    }
-    if (pod.phase === "Failed") failed++;
-    if (pod.unschedulableMessage !== undefined) {
-      unschedulable++;
-      if (lowestUnschedulable === undefined || pod.ordinal < lowestUnschedulable.ordinal) lowestUnschedulable = pod;
-    }
-  }
-  extras.sort((a, b) => b.ordinal - a.ordinal);
-  const progress: Progress = { desired, present, missing: missing.length, creating, complete, extra, failed, unschedulable };
-  if (lowestUnschedulable?.unschedulableMessage !== undefined) progress.unschedulableMessage = lowestUnschedulable.unschedulableMessage;
-  return { progress, missing, extras };
-}
-
 /** The smallest wave: what deletes may always use while a placement guard holds creates back. */
 export function floorWaveSize(spec: BatchRolloutSpec): number {
   return spec.waves.strategy === "Fixed" ? spec.waves.initialSize : spec.waves.minSize;
 }
 
-function deleteBudget(capacity: WaveCapacity, spec: BatchRolloutSpec): number {
-  return PLACEMENT_GUARDS.has(capacity.limitedBy) ? Math.max(capacity.size, floorWaveSize(spec)) : capacity.size;
+function deleteBudget(decision: SizerDecision, spec: BatchRolloutSpec): number {
+  return PLACEMENT_GUARDS.has(decision.limitedBy) ? Math.max(decision.size, floorWaveSize(spec)) : decision.size;
 }
 
 /** "3-7, 9, 12-15" */
@@ -247,7 +166,7 @@ function ordinalOf(name: string): string {
   return name.slice(name.lastIndexOf("-") + 1);
 }
 
-function previousStall(input: PlanInput): { reason: string; generation: number | undefined } | undefined {
+function previousStall(input: Pick<Observation, "rollout">): { reason: string; generation: number | undefined } | undefined {
   const stalled = input.rollout.status?.conditions?.find((c) => c.type === ConditionType.Stalled);
   if (stalled?.status !== ConditionStatus.True) return undefined;
   return { reason: stalled.reason, generation: stalled.observedGeneration };
@@ -286,23 +205,23 @@ function failureStop(input: PlanInput, progress: Progress): Blocker | undefined 
   return undefined;
 }
 
-function capacityStop(capacity: WaveCapacity, progress: Progress): Blocker {
-  const why = capacity.message === undefined ? "" : `: ${capacity.message}`;
+function capacityStop(decision: SizerDecision, progress: Progress): Blocker {
+  const why = decision.message === undefined ? "" : `: ${decision.message}`;
   // The sizer's message already names the numbers and what to check; ours is the fallback.
-  if (capacity.limitedBy === "IPAM") {
-    return { reason: StallReason.InsufficientPodIPs, message: capacity.message ?? "no pod IPs left beyond spec.guards.ipam.reserve", stalled: true };
+  if (decision.limitedBy === "IPAM") {
+    return { reason: StallReason.InsufficientPodIPs, message: decision.message ?? "no pod IPs left beyond spec.guards.ipam.reserve", stalled: true };
   }
-  if (capacity.limitedBy === "NodeCapacity") {
-    return { reason: StallReason.InsufficientNodeCapacity, message: capacity.message ?? "no free pod slots on eligible nodes", stalled: true };
+  if (decision.limitedBy === "NodeCapacity") {
+    return { reason: StallReason.InsufficientNodeCapacity, message: decision.message ?? "no free pod slots on eligible nodes", stalled: true };
   }
-  if (capacity.limitedBy === "Scheduler" && progress.unschedulable > 0) {
+  if (decision.limitedBy === "Scheduler" && progress.unschedulable > 0) {
     return {
       reason: StallReason.PodsUnschedulable,
       message: `${progress.unschedulable} pods unschedulable: ${progress.unschedulableMessage ?? "no node fits them"}`,
       stalled: true,
     };
   }
-  return { reason: HoldReason.WaitingForCapacity, message: `waiting for ${capacity.limitedBy}${why}`, stalled: false };
+  return { reason: HoldReason.WaitingForCapacity, message: `waiting for ${decision.limitedBy}${why}`, stalled: false };
 }
 
 const STOP_LIMITED_BY: Readonly<Partial<Record<Blocker["reason"], LimitedBy>>> = {
@@ -338,10 +257,9 @@ function minRequeue(a: number | undefined, b: number | undefined): number | unde
 
 export function plan(input: PlanInput): Plan {
   const { rollout, expectations } = input;
-  const name = rollout.metadata.name;
   const deleting = rollout.metadata.deletionTimestamp !== undefined;
-  const desired = deleting ? 0 : rollout.spec.replicas;
-  const { progress, missing, extras } = assess(desired, ownPods(name, input.pods), expectations);
+  const { progress, missing, extras } = input.pods;
+  const { desired } = progress;
   const previous: WaveStatus = rollout.status?.wave ?? { number: 0, size: 0, limitedBy: "None" };
   const hasFinalizer = (rollout.metadata.finalizers ?? []).includes(FINALIZER);
   const inFlight = expectations.creates.size > 0 || expectations.deletes.size > 0;
@@ -379,17 +297,17 @@ export function plan(input: PlanInput): Plan {
     return result;
   }
 
-  const { capacity } = input;
+  const { decision } = input;
   const stop = deleting ? undefined : creationStop(input, progress);
   const hold = deleting ? undefined : input.createHold;
   // A refusal's probe: one create, unless the failure budget stops creation as well.
   const probing = hold?.probe === true && failureStop(input, progress) === undefined;
   const canCreate = (stop === undefined || probing) && missing.length > 0;
-  const createBudget = canCreate ? Math.max(0, probing ? Math.min(1, capacity.size) : capacity.size) : 0;
-  const removeBudget = extras.length > 0 ? Math.max(0, deleteBudget(capacity, rollout.spec)) : 0;
+  const createBudget = canCreate ? Math.max(0, probing ? Math.min(1, decision.size) : decision.size) : 0;
+  const removeBudget = extras.length > 0 ? Math.max(0, deleteBudget(decision, rollout.spec)) : 0;
   const heldByCapacity = (canCreate && createBudget === 0) || (extras.length > 0 && removeBudget === 0);
-  result.blocker = stop ?? (heldByCapacity ? capacityStop(capacity, progress) : undefined);
-  if (heldByCapacity) result.requeueAfterMs = capacity.waitMs !== undefined && capacity.waitMs > 0 ? capacity.waitMs : ZERO_CAPACITY_REQUEUE_MS;
+  result.blocker = stop ?? (heldByCapacity ? capacityStop(decision, progress) : undefined);
+  if (heldByCapacity) result.requeueAfterMs = decision.waitMs !== undefined && decision.waitMs > 0 ? decision.waitMs : ZERO_CAPACITY_REQUEUE_MS;
   if (hold !== undefined && !hold.probe && missing.length > 0) result.requeueAfterMs = minRequeue(result.requeueAfterMs, hold.retryInMs);
   if (result.blocker === undefined) delete result.blocker;
   emitStopEvents(input, progress, result, stop);
@@ -398,7 +316,7 @@ export function plan(input: PlanInput): Plan {
   if (!hasWork) {
     if (inFlight) return result; // the wave in flight is still the current one
     if (result.blocker !== undefined) {
-      const limitedBy = STOP_LIMITED_BY[result.blocker.reason] ?? capacity.limitedBy;
+      const limitedBy = STOP_LIMITED_BY[result.blocker.reason] ?? decision.limitedBy;
       idle(limitedBy, result.blocker.message);
     } else {
       idle("None", desired === 0 ? "no pods wanted" : `all ${desired} pods exist`);
@@ -427,10 +345,10 @@ export function plan(input: PlanInput): Plan {
   const limitedBy: LimitedBy = deleting
     ? "Deleting"
     : probing && creates.length > 0
-      ? (STOP_LIMITED_BY[hold.reason] ?? capacity.limitedBy)
-      : everythingFits && size < capacity.size
+      ? (STOP_LIMITED_BY[hold.reason] ?? decision.limitedBy)
+      : everythingFits && size < decision.size
         ? "Remaining"
-        : capacity.limitedBy;
+        : decision.limitedBy;
   const number = previous.number + 1;
   result.creates = creates;
   result.deletes = deletes.map((pod) => pod.name);
@@ -442,10 +360,24 @@ export function plan(input: PlanInput): Plan {
     message:
       probing && creates.length > 0
         ? `one create, to see whether the API server still refuses: ${hold.message}`
-        : waveMessage(limitedBy, capacity, size, deleting ? extras.length : missing.length + extras.length),
+        : waveMessage(limitedBy, decision, size, deleting ? extras.length : missing.length + extras.length),
     startTime: new Date(input.now).toISOString(),
   };
   result.events.push(waveEvent(number, creates, result.deletes, deleting, desired, limitedBy));
+  return result;
+}
+
+/**
+ * The plan once its wave met a refusal (act.ts stopped the wave's creates there): creation now
+ * holds, so the status of this very reconcile says so, with a warning if the stall is new. The
+ * writes that went out stay as planned; `inFlight` says whether any is still to be observed.
+ */
+export function heldByRefusal(input: Pick<Observation, "rollout">, planned: Plan, hold: CreateHold, inFlight: boolean): Plan {
+  const blocker: Blocker = { reason: hold.reason, message: hold.message, stalled: true };
+  const result: Plan = { ...planned, blocker, events: [], requeueAfterMs: hold.retryInMs };
+  // The wave in flight is still the current one; without one, the wave records the hold.
+  if (!inFlight) result.wave = { ...planned.wave, size: 0, limitedBy: STOP_LIMITED_BY[hold.reason] ?? planned.wave.limitedBy, message: hold.message };
+  emitStopEvents(input, planned.progress, result, blocker);
   return result;
 }
 
@@ -454,7 +386,7 @@ export function plan(input: PlanInput): Plan {
  * something and it did not help), and, with failure action Continue where nothing stops, one
  * warning when the failure budget is crossed.
  */
-function emitStopEvents(input: PlanInput, progress: Progress, result: Plan, stop: Blocker | undefined): void {
+function emitStopEvents(input: Pick<Observation, "rollout">, progress: Progress, result: Plan, stop: Blocker | undefined): void {
   const { blocker } = result;
   if (blocker?.stalled && isStallReason(blocker.reason)) {
     const before = previousStall(input);
@@ -474,10 +406,10 @@ function emitStopEvents(input: PlanInput, progress: Progress, result: Plan, stop
   }
 }
 
-function waveMessage(limitedBy: LimitedBy, capacity: WaveCapacity, size: number, remaining: number): string {
+function waveMessage(limitedBy: LimitedBy, decision: SizerDecision, size: number, remaining: number): string {
   if (limitedBy === "Remaining") return `the last ${size} pods`;
-  if (limitedBy === "Deleting") return `deleting ${size} of ${remaining} pods, wave bounded by ${capacity.limitedBy}`;
-  return capacity.message ?? `${size} of ${remaining} pods, bounded by ${limitedBy}`;
+  if (limitedBy === "Deleting") return `deleting ${size} of ${remaining} pods, wave bounded by ${decision.limitedBy}`;
+  return decision.message ?? `${size} of ${remaining} pods, bounded by ${limitedBy}`;
 }
 
 function waveEvent(number: number, creates: number[], deletes: string[], deleting: boolean, desired: number, limitedBy: LimitedBy): PlanEvent {

@@ -4,7 +4,8 @@ import type { Condition } from "../../api/batchrollout.ts";
 import { ConditionType, NotStalledReason, ProgressingReason, ReadyReason, StallReason } from "./conditions.ts";
 import type { ObservedPod } from "./observed.ts";
 import { plan } from "./plan.ts";
-import type { PlanInput, WaveCapacity } from "./plan.ts";
+import type { PlanInput, SizerDecision } from "./plan.ts";
+import { census } from "./census.ts";
 import { describeRefusal } from "./refusal.ts";
 import { computeStatus, conditionTime, materialChange, selectorFor, statusChanged } from "./status.ts";
 
@@ -29,7 +30,7 @@ interface Options {
   failedBefore?: number;
   generation?: number;
   deletionTimestamp?: string;
-  capacity?: Partial<WaveCapacity>;
+  decision?: Partial<SizerDecision>;
   creates?: number[];
   createHold?: PlanInput["createHold"];
   signals?: PlanInput["signals"];
@@ -38,15 +39,17 @@ interface Options {
 function input(options: Options = {}): PlanInput {
   const metadata: PlanInput["rollout"]["metadata"] = { name: NAME, generation: options.generation ?? 2, finalizers: [FINALIZER] };
   if (options.deletionTimestamp !== undefined) metadata.deletionTimestamp = options.deletionTimestamp;
+  const expectations = { creates: new Set(options.creates ?? []), deletes: new Set<string>() };
+  const rolloutSpec = BatchRolloutSpec.parse({ replicas: 4, template, ...options.spec });
   const result: PlanInput = {
     rollout: {
       metadata,
-      spec: BatchRolloutSpec.parse({ replicas: 4, template, ...options.spec }),
+      spec: rolloutSpec,
       status: BatchRolloutStatus.parse({ failedReplicas: options.failedBefore ?? 0, conditions: options.conditions }),
     },
-    pods: options.pods ?? [],
-    expectations: { creates: new Set(options.creates ?? []), deletes: new Set() },
-    capacity: { size: 10, limitedBy: "Rate", ...options.capacity },
+    pods: census({ name: NAME, desired: options.deletionTimestamp === undefined ? rolloutSpec.replicas : 0, pods: options.pods ?? [], expectations, templateHash: HASH }),
+    expectations,
+    decision: { size: 10, limitedBy: "Rate", ...options.decision },
     templateHash: HASH,
     now: NOW,
   };
@@ -190,12 +193,12 @@ describe("computeStatus: conditions", () => {
 
   it("is Stalled with PodsUnschedulable when the scheduler guard holds on unschedulable pods", () => {
     const stuck = pods(0, 2, { phase: "Pending", scheduled: false, ready: false, unschedulableMessage: "0/1 nodes are available" });
-    const status = statusOf({ pods: stuck, capacity: { size: 0, limitedBy: "Scheduler" } });
+    const status = statusOf({ pods: stuck, decision: { size: 0, limitedBy: "Scheduler" } });
     expect(condition(status, "Stalled")).toMatchObject({ status: "True", reason: StallReason.PodsUnschedulable, message: "2 pods unschedulable: 0/1 nodes are available" });
   });
 
   it("is Progressing (waiting), not Stalled, while a guard merely waits", () => {
-    const status = statusOf({ capacity: { size: 0, limitedBy: "ApiServer", message: "Retry-After 2s" } });
+    const status = statusOf({ decision: { size: 0, limitedBy: "ApiServer", message: "Retry-After 2s" } });
     expect(summary(status)).toMatchObject({ Progressing: "True/WaitingForCapacity", Stalled: `False/${NotStalledReason}` });
     expect(condition(status, "Progressing").message).toBe("waiting for ApiServer: Retry-After 2s");
   });

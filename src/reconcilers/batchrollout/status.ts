@@ -9,8 +9,8 @@ import {
   ReadyReason,
   StallReason,
 } from "./conditions.ts";
-import { podName } from "./observed.ts";
-import type { Plan, PlanInput, Progress } from "./plan.ts";
+import type { Progress } from "./census.ts";
+import type { Observation, Plan } from "./plan.ts";
 
 // The one place a BatchRollout's status is computed (as Argo Rollouts' sync.go does): counts from
 // the observed pods, the wave and the reasons from the plan, conditions from both. The reconciler
@@ -25,40 +25,6 @@ export function conditionTime(now: number): string {
 
 export function selectorFor(rolloutName: string): string {
   return `${LABEL_NAME}=${rolloutName}`;
-}
-
-interface Counts {
-  replicas: number;
-  updatedReplicas: number;
-  scheduledReplicas: number;
-  runningReplicas: number;
-  readyReplicas: number;
-  succeededReplicas: number;
-  failedReplicas: number;
-}
-
-function countPods(input: PlanInput): Counts {
-  const counts: Counts = {
-    replicas: 0,
-    updatedReplicas: 0,
-    scheduledReplicas: 0,
-    runningReplicas: 0,
-    readyReplicas: 0,
-    succeededReplicas: 0,
-    failedReplicas: 0,
-  };
-  const name = input.rollout.metadata.name;
-  for (const pod of input.pods) {
-    if (pod.deleting || pod.name !== podName(name, pod.ordinal)) continue;
-    counts.replicas++;
-    if (pod.templateHash === input.templateHash) counts.updatedReplicas++;
-    if (pod.scheduled) counts.scheduledReplicas++;
-    if (pod.phase === "Running") counts.runningReplicas++;
-    if (pod.ready) counts.readyReplicas++;
-    if (pod.phase === "Succeeded") counts.succeededReplicas++;
-    if (pod.phase === "Failed") counts.failedReplicas++;
-  }
-  return counts;
 }
 
 function isReady(progress: Progress, deleting: boolean): boolean {
@@ -133,14 +99,15 @@ function stamp(type: string, fields: ConditionFields, previous: readonly Conditi
   return { type, ...fields, observedGeneration: generation, lastTransitionTime };
 }
 
-export function computeStatus(input: PlanInput, plan: Plan, now: number): BatchRolloutStatus {
+/** Status from what was observed (its pod census: the same counts the plan used) and the plan. */
+export function computeStatus(input: Observation, plan: Plan, now: number): BatchRolloutStatus {
   const { rollout } = input;
   const generation = rollout.metadata.generation ?? 0;
   const deleting = rollout.metadata.deletionTimestamp !== undefined;
   const previous = rollout.status?.conditions ?? [];
   const status: BatchRolloutStatus = {
     observedGeneration: generation,
-    ...countPods(input),
+    ...input.pods.counts,
     selector: selectorFor(rollout.metadata.name),
     wave: plan.wave,
     conditions: [
