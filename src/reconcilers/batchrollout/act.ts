@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { BatchRollout } from "../../api/batchrollout.ts";
-import type { KubeClient } from "../../kube/client.ts";
+import type { KubeClient, RequestOptions } from "../../kube/client.ts";
 import { ApiError, isAlreadyExists, isNotFound, isRetryable, RequestTimeoutError } from "../../kube/errors.ts";
 import { PODS, resourcePath } from "../../kube/resources.ts";
 import type { WritePacer, WriteResponse } from "../../ratelimit/pacer.ts";
@@ -94,73 +94,76 @@ export async function executeWrites(opts: ActOptions): Promise<WaveWriteResult> 
     }
   };
 
-  const deletes = plan.deletes.map(async (name) => {
-    expectations.expectDelete(key, name);
-    const uid = opts.podUids.get(name);
+  /**
+   * One pod write: its expectation is set before it is sent and dropped unless the write happened.
+   * `handled` sorts an error answer: "keep" (it happened after all), "drop" (nothing to do), or
+   * undefined (a failure, reported to the controller for a backoff).
+   */
+  const writePod = async (w: {
+    request: RequestOptions;
+    expect(): void;
+    drop(): void;
+    written(): void;
+    skip: () => boolean;
+    retryable: (err: unknown) => boolean;
+    handled: (err: unknown) => "keep" | "drop" | undefined;
+  }): Promise<void> => {
+    w.expect();
     try {
-      const result = await send(
-        () =>
-          client.request({
-            method: "DELETE",
-            path: resourcePath(PODS, { namespace, name }),
-            body: { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: "Background", ...(uid ? { preconditions: { uid } } : {}) },
-            retryThrottled: false,
-            discardBody: true,
-          }),
-        () => false,
-        isRetryable,
-      );
-      if (result === "skipped") {
-        expectations.observeDelete(key, name);
-        outcome.failed++;
-      } else {
-        outcome.deleted++;
-      }
+      const result = await send(() => client.request(w.request), w.skip, w.retryable);
+      if (result === "done") return w.written();
+      w.drop();
+      outcome.failed++;
     } catch (err) {
-      expectations.observeDelete(key, name);
-      // Gone already, or replaced by a pod with another UID (409 precondition): nothing to delete.
-      if (isNotFound(err) || (err instanceof ApiError && err.code === 409)) return;
-      fail(err);
+      const handled = w.handled(err);
+      if (handled === "keep") return;
+      w.drop();
+      if (handled === undefined) fail(err);
     }
+  };
+
+  const deletes = plan.deletes.map((name) => {
+    const uid = opts.podUids.get(name);
+    return writePod({
+      request: {
+        method: "DELETE",
+        path: resourcePath(PODS, { namespace, name }),
+        body: { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: "Background", ...(uid ? { preconditions: { uid } } : {}) },
+        retryThrottled: false,
+        discardBody: true,
+      },
+      expect: () => expectations.expectDelete(key, name),
+      drop: () => expectations.observeDelete(key, name),
+      written: () => void outcome.deleted++,
+      skip: () => false,
+      retryable: isRetryable,
+      // Gone already, or replaced by a pod with another UID (409 precondition): nothing to delete.
+      handled: (err) => (isNotFound(err) || (err instanceof ApiError && err.code === 409) ? "drop" : undefined),
+    });
   });
 
-  const creates = plan.creates.map(async (ordinal) => {
-    expectations.expectCreate(key, ordinal);
-    try {
-      const result = await send(
-        () =>
-          client.request({
-            method: "POST",
-            path: collection,
-            body: buildPod(rollout, ordinal, opts.templateHash),
-            retryThrottled: false,
-            discardBody: true,
-          }),
-        () => stopCreates,
-        (err) => isRetryable(err) && !isRefusal(err),
-      );
-      if (result === "skipped") {
-        expectations.observeCreate(key, ordinal);
-        outcome.failed++;
-      } else {
-        outcome.created++;
-      }
-    } catch (err) {
-      if (isAlreadyExists(err)) {
-        // Keep the expectation: the cache will show the pod soon.
-        outcome.existed++;
-        return;
-      }
-      expectations.observeCreate(key, ordinal);
-      if (isRefusal(err)) {
+  const creates = plan.creates.map((ordinal) =>
+    writePod({
+      request: { method: "POST", path: collection, body: buildPod(rollout, ordinal, opts.templateHash), retryThrottled: false, discardBody: true },
+      expect: () => expectations.expectCreate(key, ordinal),
+      drop: () => expectations.observeCreate(key, ordinal),
+      written: () => void outcome.created++,
+      skip: () => stopCreates,
+      retryable: (err) => isRetryable(err) && !isRefusal(err),
+      handled: (err) => {
+        // The pod exists, which is what we wanted; the cache will show it soon.
+        if (isAlreadyExists(err)) {
+          outcome.existed++;
+          return "keep";
+        }
+        if (!isRefusal(err)) return undefined;
         stopCreates = true;
         outcome.refused++;
         outcome.rejected ??= toWriteError(err, podName(rollout.metadata.name, ordinal));
-        return;
-      }
-      fail(err);
-    }
-  });
+        return "drop";
+      },
+    }),
+  );
 
   await Promise.all([...deletes, ...creates]);
   return outcome;
