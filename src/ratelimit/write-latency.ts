@@ -1,6 +1,7 @@
 // Our own write outcomes, the primary API server signal: latency percentiles and loss counts per tick.
 // Client-side numbers are immediate and cover exactly the priority level we write in; scraped APF
-// metrics lag and are only guardrails (DESIGN: "Keep client-side signals primary").
+// metrics lag by a scrape interval, so they are only guardrails (docs/architecture.md, "Signals and
+// their sources").
 
 import type { SignalsStatus } from "../api/batchrollout.ts";
 

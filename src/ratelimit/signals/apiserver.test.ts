@@ -84,7 +84,7 @@ describe("isPodWrite", () => {
 });
 
 describe("ApiServerSignal", () => {
-  it("resolves the UIDs of pod writes to names once and counts outcomes", async () => {
+  it("resolves the UIDs of pod writes to names once", async () => {
     const t = setup();
     t.signal.observe(write(201));
     t.signal.observe(write(429, { retryAfterSeconds: 2 }));
@@ -98,17 +98,11 @@ describe("ApiServerSignal", () => {
       priorityLevel: "workload-low",
       flowSchemaUid: FS_UID,
       priorityLevelUid: PL_UID,
-      writes: 4,
-      throttled: 1,
-      serverErrors: 1,
-      noResponse: 1,
-      lastRetryAfterSeconds: 2,
       metricsForbidden: false,
     });
     // Two LISTs for the first unknown UIDs, none after: names are cached.
     expect(t.requests.map((r) => r.path)).toHaveLength(2);
     expect(t.lines.filter((l) => l.msg.includes("APF flow schema"))).toHaveLength(1);
-    expect(t.signal.priorityLevelName(PL_UID)).toBe("workload-low");
   });
 
   it("looks names up again for a new UID, but not more often than the minimum interval", async () => {
@@ -122,8 +116,9 @@ describe("ApiServerSignal", () => {
     t.signal.observe(write(201, { headers: { "x-kubernetes-pf-prioritylevel-uid": "new-uid" } }));
     await settle();
     expect(t.requests).toHaveLength(4);
+    // Still unknown: the name is left out and the UID is what there is.
     expect(t.signal.snapshot().priorityLevel).toBeUndefined();
-    expect(t.signal.priorityLevelName("new-uid")).toBe("new-uid");
+    expect(t.signal.snapshot().priorityLevelUid).toBe("new-uid");
   });
 
   it("keeps UIDs when RBAC forbids the lookup, and stops asking", async () => {
@@ -150,7 +145,7 @@ describe("ApiServerSignal", () => {
     // 100 more requests waited: 90 under 0.1 s, 10 between 0.1 and 1 s; 7 more rejected.
     text = metricsText(4, 190, 10, 12);
     const second = await t.signal.scrape();
-    expect(second).toMatchObject({ state: "Ok", inQueue: 4, rejected: 7, rejectedByReason: { "queue-full": 7 } });
+    expect(second).toMatchObject({ state: "Ok", inQueue: 4, rejected: 7 });
     expect(second.waitP99Ms).toBe(910);
     expect(t.requests.find((r) => r.path === "/metrics")).toMatchObject({ responseType: "lines", retryThrottled: false });
   });
@@ -181,7 +176,7 @@ describe("ApiServerSignal", () => {
     expect((await t.signal.scrape()).state).toBe("Forbidden");
     expect(t.requests.filter((r) => r.path === "/metrics")).toHaveLength(1);
     expect(t.lines.filter((l) => l.msg === "kube-apiserver /metrics forbidden; using client-side signals only")).toHaveLength(1);
-    expect(t.signal.snapshot()).toMatchObject({ metricsForbidden: true, writes: 1, priorityLevel: "workload-low" });
+    expect(t.signal.snapshot()).toMatchObject({ metricsForbidden: true, priorityLevel: "workload-low" });
   });
 
   it("keeps scraping after other failures and logs the streak once", async () => {

@@ -1,7 +1,7 @@
-// The API server signal: which APF FlowSchema and priority level our pod writes land in, how many of
-// them were rejected (429), failed (5xx) or got no answer, and, when RBAC allows, kube-apiserver's
-// own APF metrics for that priority level as a guardrail. Client-side numbers are primary: they are
-// immediate and cover exactly our writes; scraped metrics lag by a scrape interval (DESIGN).
+// The API server signal: which APF FlowSchema and priority level our pod writes land in, and, when
+// RBAC allows, kube-apiserver's own APF metrics for that priority level as a guardrail. The client-side
+// figures (latency, 429s, Retry-After: write-latency.ts) are primary, being immediate and exactly our
+// writes; scraped metrics lag by a scrape interval (docs/architecture.md, "Signals and their sources").
 
 import { setTimeout as sleep } from "node:timers/promises";
 import type { IncomingHttpHeaders } from "node:http";
@@ -75,7 +75,6 @@ export interface ApfMetrics {
   waitP99Ms?: number;
   /** Requests of the priority level APF rejected between the last two scrapes. */
   rejected?: number;
-  rejectedByReason?: Record<string, number>;
 }
 
 export interface ApiServerSnapshot {
@@ -84,14 +83,6 @@ export interface ApiServerSnapshot {
   priorityLevel?: string;
   flowSchemaUid?: string;
   priorityLevelUid?: string;
-  /** Pod writes answered (or failed) since start, and of those: */
-  writes: number;
-  throttled: number;
-  serverErrors: number;
-  /** No HTTP answer: client timeout or a broken connection. */
-  noResponse: number;
-  lastThrottledAt?: number;
-  lastRetryAfterSeconds?: number;
   /** True once kube-apiserver /metrics answered 403: status should say client-side signals only. */
   metricsForbidden: boolean;
   metrics: ApfMetrics;
@@ -132,9 +123,6 @@ export class ApiServerSignal {
   #flowSchemaUid: string | undefined;
   #priorityLevelUid: string | undefined;
   #reportedIdentity = "";
-  #counts = { writes: 0, throttled: 0, serverErrors: 0, noResponse: 0 };
-  #lastThrottledAt: number | undefined;
-  #lastRetryAfterSeconds: number | undefined;
   #lastWriteAt = -Infinity;
   #metrics: ApfMetrics;
   #baseline: ScrapeBaseline | undefined;
@@ -156,15 +144,8 @@ export class ApiServerSignal {
   /** Feeds one response (or failure). Only pod writes count: they are what we pace. */
   readonly observe = (o: ResponseObservation): void => {
     if (!isPodWrite(o.method, o.path)) return;
-    const now = this.#clock();
-    this.#lastWriteAt = now;
-    this.#counts.writes += 1;
-    if (o.code === 0) this.#counts.noResponse += 1;
-    else if (o.code === 429) {
-      this.#counts.throttled += 1;
-      this.#lastThrottledAt = now;
-    } else if (o.code >= 500) this.#counts.serverErrors += 1;
-    if (o.retryAfterSeconds !== undefined) this.#lastRetryAfterSeconds = o.retryAfterSeconds;
+    // Outcomes (429s, 5xx, no answer) are counted where a write's latency is: write-latency.ts.
+    this.#lastWriteAt = this.#clock();
     const fs = header(o.headers, FLOW_SCHEMA_UID_HEADER);
     const pl = header(o.headers, PRIORITY_LEVEL_UID_HEADER);
     if (fs) this.#flowSchemaUid = fs;
@@ -219,11 +200,6 @@ export class ApiServerSignal {
     return uid === undefined ? undefined : map.get(uid);
   }
 
-  /** A priority level's name for a UID (e.g. from a 429's header), or the UID while it is unknown. */
-  priorityLevelName(uid: string): string {
-    return this.#priorityLevels.get(uid) ?? uid;
-  }
-
   get metricsForbidden(): boolean {
     return this.#metrics.state === "Forbidden";
   }
@@ -236,11 +212,8 @@ export class ApiServerSignal {
       ...(priorityLevel ? { priorityLevel } : {}),
       ...(this.#flowSchemaUid ? { flowSchemaUid: this.#flowSchemaUid } : {}),
       ...(this.#priorityLevelUid ? { priorityLevelUid: this.#priorityLevelUid } : {}),
-      ...this.#counts,
-      ...(this.#lastThrottledAt === undefined ? {} : { lastThrottledAt: this.#lastThrottledAt }),
-      ...(this.#lastRetryAfterSeconds === undefined ? {} : { lastRetryAfterSeconds: this.#lastRetryAfterSeconds }),
       metricsForbidden: this.metricsForbidden,
-      metrics: { ...this.#metrics, ...(this.#metrics.rejectedByReason ? { rejectedByReason: { ...this.#metrics.rejectedByReason } } : {}) },
+      metrics: { ...this.#metrics },
     };
   }
 
@@ -319,13 +292,8 @@ export class ApiServerSignal {
     if (!previous || !fresh) {
       return { state: "Idle", message: "first scrape of this priority level: its figures are the baseline for the next", at: now, priorityLevel, inQueue };
     }
-    const rejectedByReason: Record<string, number> = {};
     let rejectedTotal = 0;
-    for (const [reason, value] of rejected) {
-      const increase = counterIncrease(previous.rejected.get(reason) ?? 0, value);
-      if (increase > 0) rejectedByReason[reason] = increase;
-      rejectedTotal += increase;
-    }
+    for (const [reason, value] of rejected) rejectedTotal += counterIncrease(previous.rejected.get(reason) ?? 0, value);
     const waitSeconds = histogramQuantile(APF_WAIT_QUANTILE, bucketIncrease(previous.wait, wait));
     return {
       state: "Ok",
@@ -334,7 +302,6 @@ export class ApiServerSignal {
       inQueue,
       ...(waitSeconds === undefined ? {} : { waitP99Ms: Math.round(waitSeconds * 1_000) }),
       rejected: rejectedTotal,
-      rejectedByReason,
     };
   }
 }

@@ -1,7 +1,5 @@
-// How fast others launch pods: another writer creating pods beside our rollouts shares the API
-// server's queue with us, and the wave sizer yields to it while that queue is past its ceiling
-// (WaveSignals.othersCreating). Counted as the unscheduled-pods informer first sees each pod that no
-// rollout of this operator owns: every pod the scheduler must place passes through that cache.
+// A rate of events over a sliding window; OthersCreatingSignal (others-creating.ts) counts pod
+// arrivals with it.
 
 /**
  * Window the rate is averaged over: long enough that a watch delivering a second's pods in one burst

@@ -11,6 +11,7 @@ import {
   waitReason,
 } from "./scheduler.ts";
 import { CREATION_RATE_WINDOW_MS } from "./creation-rate.ts";
+import { OthersCreatingSignal } from "./others-creating.ts";
 
 const logger = pino({ level: "silent" });
 const NO_NODE = "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.";
@@ -139,7 +140,7 @@ describe("SchedulerSignal", () => {
     expect(signal.queues()).toBeUndefined();
   });
 
-  it("counts the pods others create once synced: not those listed at start, not any rollout's, not those created bound", async () => {
+  it("feeds OthersCreatingSignal the pods others create once synced: not those listed at start, not any rollout's, not those created bound", async () => {
     let now = 100_000;
     const { client } = fakeClient(
       [rawPod("before-0"), rawPod("before-1")],
@@ -152,6 +153,8 @@ describe("SchedulerSignal", () => {
       ],
     );
     const signal = new SchedulerSignal({ client, logger, clock: () => now });
+    const others = new OthersCreatingSignal({ pods: signal, clock: () => now });
+    expect(others.perSecond()).toBeUndefined();
     expect(signal.othersCreating()).toBeUndefined();
     const c = new AbortController();
     controllers.push(c);
@@ -159,8 +162,10 @@ describe("SchedulerSignal", () => {
     await signal.waitForSync();
     await new Promise((resolve) => setTimeout(resolve, 10));
     expect(signal.pending("Cluster", "")).toMatchObject({ pending: 5 });
+    expect(others.perSecond()).toBe(2 / (CREATION_RATE_WINDOW_MS / 1_000));
     expect(signal.othersCreating()).toBe(2 / (CREATION_RATE_WINDOW_MS / 1_000));
     now += CREATION_RATE_WINDOW_MS;
+    expect(others.perSecond()).toBe(0);
     expect(signal.othersCreating()).toBe(0);
   });
 });

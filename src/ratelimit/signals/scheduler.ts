@@ -1,7 +1,7 @@
 // The scheduler signal: pods waiting for kube-scheduler, for one rollout or the whole cluster, split
 // by why they wait, and optionally kube-scheduler's own queue gauges.
 //
-// Why a slim full-object informer and not a metadata-only one (DESIGN sketched the latter): the split
+// Why a slim full-object informer and not a metadata-only one, which would be smaller: the split
 // into Unschedulable / SchedulingGated / not yet tried lives in status.conditions (PodScheduled) and
 // spec.schedulingGates, and PartialObjectMetadata carries neither. The API server sends Pending pods
 // and the informer keeps those without a node, dropping a pod once it is bound, so the cache holds
@@ -22,11 +22,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { LABEL_NAME, type SchedulerScope } from "../../api/batchrollout.ts";
-import { Informer, type ObjectWithMeta } from "../../controllers/informer.ts";
+import { Informer, type InformerHandlers, type ObjectWithMeta } from "../../controllers/informer.ts";
 import type { KubeClient } from "../../kube/client.ts";
 import { PODS, resourcePath } from "../../kube/resources.ts";
-import { CreationRate } from "./creation-rate.ts";
 import type { MetricsEndpoint } from "./metrics-endpoint.ts";
+import { OthersCreatingSignal } from "./others-creating.ts";
 import { parseFamilies } from "./prometheus.ts";
 
 /**
@@ -169,7 +169,7 @@ export class SchedulerSignal {
   readonly #clock: () => number;
   #queues: SchedulerQueues | undefined;
   #metricsFailing = false;
-  readonly #othersCreating = new CreationRate();
+  readonly #othersCreating: OthersCreatingSignal;
 
   constructor(opts: SchedulerSignalOptions) {
     this.#log = opts.logger.child({ signal: "scheduler" });
@@ -193,12 +193,12 @@ export class SchedulerSignal {
         },
         logger: opts.logger,
       });
-    this.#pods.addHandlers({
-      // The first list holds pods created before we looked, not a rate; a pod arriving later is new.
-      onAdd: (pod) => {
-        if (this.#pods.hasSynced && pod.metadata.labels?.[LABEL_NAME] === undefined) this.#othersCreating.record(this.#clock());
-      },
-    });
+    this.#othersCreating = new OthersCreatingSignal({ pods: this, clock: this.#clock });
+  }
+
+  /** Subscribes to the cache's events (OthersCreatingSignal counts its arrivals); call before run(). */
+  addHandlers(handlers: InformerHandlers<UnscheduledPod>): void {
+    this.#pods.addHandlers(handlers);
   }
 
   /** Runs the informer (and the metrics scrape, if configured) until the signal aborts. */
@@ -227,12 +227,11 @@ export class SchedulerSignal {
   }
 
   /**
-   * Pods per second that something other than a BatchRollout has been creating in the operator's
-   * scope, over the last CREATION_RATE_WINDOW_MS; undefined until the cache has synced. Pods created
-   * already bound (spec.nodeName set by their creator) never wait for the scheduler and are not seen.
+   * OthersCreatingSignal.perSecond, kept until the reconciler reads an OthersCreatingSignal of its own
+   * (`new OthersCreatingSignal({ pods: scheduler })`); this signal's job is the scheduler's backlog.
    */
   othersCreating(): number | undefined {
-    return this.#pods.hasSynced ? this.#othersCreating.perSecond(this.#clock()) : undefined;
+    return this.#othersCreating.perSecond();
   }
 
   /** The last scrape of scheduler_pending_pods, if a metrics URL is configured and a scrape worked. */
