@@ -137,6 +137,7 @@ export const LimitedBy = z.enum([
   "Rate", // the adaptive rate (AIMD / latency gradient) at its current value
   "ApiServer", // 429s or Retry-After from the API server
   "Latency", // write latency above the target
+  "Yielding", // yielding to others launching pods beside it while the write latency is high
   "Scheduler", // too many pods waiting for the scheduler
   "Kubelet", // too many pods bound to nodes but not yet started
   "IPAM", // pod IP headroom minus reserve

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BatchRolloutSpec } from "../api/batchrollout.ts";
+import { BatchRolloutSpec } from "../../api/batchrollout.ts";
 import {
   AdaptiveWaveSizer,
   BASELINE_PROBE_INTERVAL_MS,
@@ -31,8 +31,8 @@ import {
   OTHERS_CREATING_MIN_SHARE,
   createWaveSizer,
   wavePeriodMs,
-} from "./wave-sizer.ts";
-import type { WriteTick } from "./write-latency.ts";
+} from "./index.ts";
+import type { WriteTick } from "../write-latency.ts";
 
 const TEMPLATE = { spec: { containers: [{ name: "sim", image: "busybox" }] } };
 
@@ -405,12 +405,12 @@ describe("AdaptiveWaveSizer: a second writer (fast convergence)", () => {
     trace.run(6, 40); // slow start to 1,600/s on a 40 ms baseline
     const first = sizer.state.perSecond;
     trace.run(6, QUEUED_P90); // queueing: the first episode begins at `first`
-    expect(sizer.state.lossRate).toBe(first);
+    expect(sizer.state.episodeStartRate).toBe(first);
     trace.run(4, 40); // the short-term latency falls back, then recovery climbs part of the way
     const second = sizer.state.perSecond;
     expect(second).toBeLessThan(first);
     trace.run(6, QUEUED_P90); // queueing again before reaching the old rate: someone else took a share
-    expect(sizer.state.lossRate).toBeCloseTo(second * FAST_CONVERGENCE_FACTOR, 6);
+    expect(sizer.state.episodeStartRate).toBeCloseTo(second * FAST_CONVERGENCE_FACTOR, 6);
     const cut = sizer.state.perSecond;
     trace.run(20, 40);
     // Recovery aims at 0.9 × the remembered rate; beyond it only the slow √R growth remains.
@@ -424,13 +424,13 @@ describe("AdaptiveWaveSizer: a second writer (fast convergence)", () => {
     const trace = new Trace(sizer);
     trace.run(6, 40);
     trace.step(40, { throttled: 1 }); // a loss at 1,600/s: halved, remembered
-    const remembered = sizer.state.lossRate ?? 0;
+    const remembered = sizer.state.episodeStartRate ?? 0;
     trace.now = sizer.state.pauseUntil;
     trace.run(40, 40); // recovers past the old rate
     const rate = sizer.state.perSecond;
     expect(rate).toBeGreaterThan(remembered);
     trace.run(3, QUEUED_P90);
-    expect(sizer.state.lossRate).toBe(rate);
+    expect(sizer.state.episodeStartRate).toBe(rate);
   });
 });
 
@@ -461,11 +461,12 @@ describe("AdaptiveWaveSizer: yielding to others launching pods", () => {
     expect(sizer.state.perSecond).toBe(GRADIENT_MIN * decisions[0]!.rateLimit.perSecond);
     expect(yielding.message).toContain("others create pods at 50/s");
     expect(yielding.message).toContain("yielding to them");
+    expect(yielding.limitedBy).toBe("Yielding");
     for (let i = 0; i < 40; i++) trace.step(OTHERS_P90, {}, WRITER);
     expect(sizer.state.perSecond).toBe(YIELD_MIN_WRITE_RATE_PER_S);
     expect(sizer.state.baselineMs).toBe(40);
     const wave = trace.step(OTHERS_P90, {}, WRITER);
-    expect(wave).toMatchObject({ size: 10, limitedBy: "Latency" });
+    expect(wave).toMatchObject({ size: 10, limitedBy: "Yielding" });
     expect(wave.rateLimit.perSecond).toBe(YIELD_MIN_WRITE_RATE_PER_S);
     expect(wave.message).toContain("per 5.0 s wave");
     expect(wave.message).toContain("yielding: others create pods at 50/s");
@@ -520,7 +521,10 @@ describe("AdaptiveWaveSizer: yielding to others launching pods", () => {
       if (sizer.state.yielding) expect(isProbe(d)).toBe(false);
       const next = sizer.state.perSecond;
       expect(next).toBeLessThanOrEqual(rate + GRADIENT_SMOOTHING * Math.sqrt(rate) + 1e-9);
-      if (d.message.includes(`yielding to others creating pods at 50/s until back at ${Math.round(RECOVERY_TARGET_FRACTION * before)}/s, growing slowly`)) slow++;
+      if (d.message.includes(`yielding to others creating pods at 50/s until back at ${Math.round(RECOVERY_TARGET_FRACTION * before)}/s, growing slowly`)) {
+        slow++;
+        expect(d.limitedBy).toBe("Yielding");
+      }
       expect(d.message).not.toContain("recovering");
       rate = next;
     }
@@ -693,13 +697,14 @@ describe("AdaptiveWaveSizer: guards", () => {
   it("the smallest term wins, and a guard wins a tie", () => {
     const decision = fresh().next({ now: 0, remaining: 300, pending: 200, nodeSlots: 300, ipam: { provider: "Calico", free: 400, capacity: 0 } });
     expect(decision).toMatchObject({ size: 300, limitedBy: "Scheduler" });
-    expect(fresh().next({ now: 0, remaining: 2_000 })).toMatchObject({ size: 2_000, limitedBy: "Remaining" });
+    // What is left is not a term here (the planner bounds the last wave by what fits): the rate's tie stands.
+    expect(fresh().next({ now: 0, remaining: 2_000 })).toMatchObject({ size: 2_000, limitedBy: "Rate" });
   });
 
-  it("remaining bounds the last wave; nothing left is None", () => {
+  it("what is left does not bound the wave (the planner does); nothing left is None", () => {
     const trace = new Trace(new AdaptiveWaveSizer(spec()));
     trace.run(5, 40);
-    expect(trace.step(40, {}, { remaining: 37 })).toMatchObject({ size: 37, limitedBy: "Remaining", message: "37 pods left to create or delete" });
+    expect(trace.step(40, {}, { remaining: 37 })).toMatchObject({ size: 1_600, limitedBy: "Rate" });
     expect(trace.step(40, {}, { remaining: 0 })).toMatchObject({ size: 0, limitedBy: "None" });
   });
 
@@ -909,8 +914,8 @@ describe("FixedWaveSizer", () => {
     }
   });
 
-  it("respects remaining, the guards and Retry-After (it fixes the pace, not the safety)", () => {
-    expect(fixed().next({ now: 0, remaining: 120 })).toMatchObject({ size: 120, limitedBy: "Remaining" });
+  it("respects the guards and Retry-After (it fixes the pace, not the safety)", () => {
+    expect(fixed().next({ now: 0, remaining: 120 })).toMatchObject({ size: 500, limitedBy: "Fixed" }); // the planner bounds the last wave
     expect(fixed().next({ now: 0, remaining: 5_000, pending: 600 })).toMatchObject({ size: 0, limitedBy: "Scheduler" });
     expect(fixed().next({ now: 0, remaining: 5_000, ipam: { provider: "NodePodCIDR", free: 300, capacity: 2_000 } })).toMatchObject({ size: 200, limitedBy: "IPAM" });
     const sizer = fixed();
