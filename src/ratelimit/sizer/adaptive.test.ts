@@ -899,35 +899,3 @@ describe("AdaptiveWaveSizer: spec changes", () => {
     expect(trace.step(40)).toMatchObject({ size: 500 });
   });
 });
-
-describe("FixedWaveSizer", () => {
-  const fixed = () => new FixedWaveSizer(spec({ waves: { strategy: "Fixed", initialSize: 500 } }));
-
-  it("always initialSize, spread over the wave period", () => {
-    const sizer = fixed();
-    for (let i = 0; i < 3; i++) {
-      expect(sizer.next({ now: i * 1_000, remaining: 5_000, writes: writes(i * 1_000, 500, 900) })).toMatchObject({
-        size: 500,
-        limitedBy: "Fixed",
-        rateLimit: { concurrency: 256, perSecond: 500 },
-      });
-    }
-  });
-
-  it("respects the guards and Retry-After (it fixes the pace, not the safety)", () => {
-    expect(fixed().next({ now: 0, remaining: 120 })).toMatchObject({ size: 500, limitedBy: "Fixed" }); // the planner bounds the last wave
-    expect(fixed().next({ now: 0, remaining: 5_000, pending: 600 })).toMatchObject({ size: 0, limitedBy: "Scheduler" });
-    expect(fixed().next({ now: 0, remaining: 5_000, ipam: { provider: "NodePodCIDR", free: 300, capacity: 2_000 } })).toMatchObject({ size: 200, limitedBy: "IPAM" });
-    const sizer = fixed();
-    expect(sizer.next({ now: 0, remaining: 5_000, writes: writes(0, 500, 40, { throttled: 3, retryAfterUntil: 2_000 }) })).toMatchObject({ size: 0, limitedBy: "ApiServer", waitMs: 2_000 });
-    expect(sizer.next({ now: 2_000, remaining: 5_000 })).toMatchObject({ size: 500, limitedBy: "Fixed" });
-    expect(fixed().next({ now: 0, remaining: 0 })).toMatchObject({ size: 0, limitedBy: "None" });
-  });
-});
-
-describe("createWaveSizer", () => {
-  it("follows spec.waves.strategy", () => {
-    expect(createWaveSizer(spec())).toBeInstanceOf(AdaptiveWaveSizer);
-    expect(createWaveSizer(spec({ waves: { strategy: "Fixed" } }))).toBeInstanceOf(FixedWaveSizer);
-  });
-});
