@@ -7,7 +7,7 @@ import { Controller } from "./controllers/controller.ts";
 import { EventRecorder } from "./controllers/event-recorder.ts";
 import { Informer } from "./controllers/informer.ts";
 import { LeaderElector, defaultIdentity } from "./controllers/leader-election.ts";
-import { ControllerMetrics } from "./controllers/metrics.ts";
+import { ControllerMetrics, LeaderElectionMetrics } from "./controllers/metrics.ts";
 import { WorkQueue } from "./controllers/workqueue.ts";
 import { KubeClient } from "./kube/client.ts";
 import { instrumentClient } from "./kube/metrics.ts";
@@ -150,7 +150,7 @@ export async function runOperator(config: OperatorConfig, logger: Logger, signal
 
   try {
     if (config.leaderElect) {
-      const elector = new LeaderElector({ client, namespace: config.leaderElectionNamespace, name: config.leaderElectionId, identity, logger: log });
+      const elector = new LeaderElector({ client, namespace: config.leaderElectionNamespace, name: config.leaderElectionId, identity, logger: log, metrics: new LeaderElectionMetrics(registry) });
       await elector.run(signal, {
         onStartedLeading: (leaderSignal) => runControllers(leaderSignal).catch((err: unknown) => log.error({ err }, "controllers failed")),
         onStoppedLeading: () => {

@@ -19,6 +19,7 @@ import type { Logger } from "pino";
 import type { KubeClient } from "../kube/client.ts";
 import { isAlreadyExists, isConflict, isNotFound } from "../kube/errors.ts";
 import { LEASES, resourcePath } from "../kube/resources.ts";
+import type { LeaderElectionMetrics } from "./metrics.ts";
 import type { Clock } from "./rate-limiter.ts";
 import { timerDelay } from "./timer-delay.ts";
 
@@ -104,6 +105,8 @@ export interface LeaderElectorOptions {
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
+  /** leader_election_master_status, as client-go reports it; absent in tests that do not scrape. */
+  metrics?: LeaderElectionMetrics;
 }
 
 /** A candidate's identity: unique per process even when two share a hostname. */
@@ -133,6 +136,7 @@ export class LeaderElector {
   readonly #client: Pick<KubeClient, "request">;
   readonly #log: Logger;
   readonly #clock: LeaderElectionClock;
+  readonly #metrics: LeaderElectionMetrics | undefined;
   readonly #leaseDurationMs: number;
   readonly #renewDeadlineMs: number;
   readonly #retryPeriodMs: number;
@@ -158,6 +162,7 @@ export class LeaderElector {
     this.name = opts.name;
     this.#client = opts.client;
     this.#clock = opts.clock ?? realElectionClock;
+    this.#metrics = opts.metrics;
     this.#leaseDurationMs = opts.leaseDurationMs ?? LEASE_DURATION_MS;
     this.#renewDeadlineMs = opts.renewDeadlineMs ?? RENEW_DEADLINE_MS;
     this.#retryPeriodMs = opts.retryPeriodMs ?? RETRY_PERIOD_MS;
@@ -189,6 +194,8 @@ export class LeaderElector {
   async run(signal: AbortSignal, callbacks: LeaderCallbacks): Promise<void> {
     if (this.#running) throw new Error(`leader election ${this.name}: run() is already running`);
     this.#running = true;
+    // A standby reports 0 rather than nothing, so "no replica leads" is a query, not an absence.
+    this.#metrics?.setLeading(this.name, false);
     try {
       this.#log.info("waiting to acquire leader lease");
       if (!(await this.#acquire(signal))) return;
@@ -198,6 +205,7 @@ export class LeaderElector {
         return;
       }
       this.#log.info("acquired leader lease");
+      this.#metrics?.setLeading(this.name, true);
 
       const leader = new AbortController();
       const work = this.#startLeading(callbacks, leader.signal);
@@ -217,6 +225,7 @@ export class LeaderElector {
         signal.removeEventListener("abort", stopLeading);
         drainTimeout.abort();
       }
+      this.#metrics?.setLeading(this.name, false);
       if (lost) {
         this.#log.error("leader lease lost; stopping leading");
         leader.abort(new Error(`leader election ${this.name}: lease lost`));

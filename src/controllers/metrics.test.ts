@@ -1,6 +1,7 @@
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import {
+  LeaderElectionMetrics,
   ControllerMetrics,
   RECONCILE_RESULTS,
   RECONCILE_TIME_BUCKETS_SECONDS,
@@ -95,5 +96,16 @@ describe("ControllerMetrics", () => {
     now = 3000;
     queue.get("k");
     expect(await registry.metrics()).toContain('workqueue_queue_duration_seconds_sum{name="q",controller="q"} 3');
+  });
+});
+
+describe("LeaderElectionMetrics", () => {
+  it("reports leader_election_master_status as client-go does: 1 leading, 0 standing by, by lease name", async () => {
+    const registry = new Registry();
+    const metrics = new LeaderElectionMetrics(registry);
+    metrics.setLeading("batchrollout-operator", false);
+    expect(await registry.metrics()).toContain('leader_election_master_status{name="batchrollout-operator"} 0');
+    metrics.setLeading("batchrollout-operator", true);
+    expect(await registry.metrics()).toContain('leader_election_master_status{name="batchrollout-operator"} 1');
   });
 });

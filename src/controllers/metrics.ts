@@ -295,3 +295,24 @@ class QueueMetricsHandle implements WorkqueueMetrics {
     return oldest;
   }
 }
+
+/**
+ * client-go's leader_election_master_status, which controller-runtime exports: 1 while this process
+ * holds the Lease `name`, 0 while it waits. The sum over replicas says whether anyone leads.
+ */
+export class LeaderElectionMetrics {
+  readonly masterStatus: Gauge<"name">;
+
+  constructor(registry: Registry) {
+    this.masterStatus = new Gauge({
+      name: "leader_election_master_status",
+      help: "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease. Please make sure to group by name.",
+      labelNames: ["name"],
+      registers: [registry],
+    });
+  }
+
+  setLeading(name: string, leading: boolean): void {
+    this.masterStatus.set({ name }, leading ? 1 : 0);
+  }
+}
