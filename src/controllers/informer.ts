@@ -68,6 +68,14 @@ export function objectKey(obj: ObjectWithMeta): string {
   return namespace ? `${namespace}/${name}` : (name ?? "");
 }
 
+/** Identity only (name, namespace, resourceVersion): what a slim cache's transform keeps of metadata. */
+export type SlimMeta = { name: string; namespace?: string; resourceVersion?: string };
+
+export function slimMeta(raw: ObjectWithMeta): SlimMeta {
+  const m = raw.metadata ?? {};
+  return { name: m.name ?? "", ...(m.namespace ? { namespace: m.namespace } : {}), ...(m.resourceVersion ? { resourceVersion: m.resourceVersion } : {}) };
+}
+
 export function dropManagedFields<T extends ObjectWithMeta>(obj: T): T {
   if (obj.metadata?.managedFields !== undefined) delete obj.metadata.managedFields;
   return obj;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { NODES, PODS, resourcePath } from "../../src/kube/resources.ts";
-import { ACTIVE_PODS_FIELD_SELECTOR } from "../../src/ratelimit/signals/ipam.ts";
+import { ACTIVE_PODS_FIELD_SELECTOR } from "../../src/ratelimit/signals/node-slots.ts";
 import { NODE_NAME_PREFIX } from "../cluster/cluster.ts";
 import { eventually } from "./support/cluster.ts";
 import {

@@ -8,7 +8,8 @@ import type { KubeClient } from "../../src/kube/client.ts";
 import { isAlreadyExists, isNotFound } from "../../src/kube/errors.ts";
 import { NODES, PODS, resourcePath } from "../../src/kube/resources.ts";
 import { type NodeLike, type PodLike, nodePodCidrHeadroom, podCountsByNode } from "../../src/ratelimit/ipam/node-pod-cidr.ts";
-import { CALICO_IPAMBLOCKS, CALICO_IPPOOLS, IpamSignals } from "../../src/ratelimit/signals/ipam.ts";
+import { IpamSignals } from "../../src/ratelimit/signals/ipam.ts";
+import { CALICO_IPAMBLOCKS, CALICO_IPPOOLS } from "../../src/ratelimit/signals/ipam-cni-objects.ts";
 import { adminClient, createTestNamespace, deleteNamespace, eventually, operatorClient } from "./support/cluster.ts";
 
 // IP headroom with I/O against the real API server. Calico: our CRD fixtures are installed (and
@@ -48,7 +49,7 @@ async function ensureCrd(admin: KubeClient, file: string): Promise<{ name: strin
     const current = await admin.get<Crd>(`${CRDS_PATH}/${name}`);
     return current.status?.conditions?.some((c) => c.type === "Established" && c.status === "True");
   });
-  // The signal asks discovery whether the group is served, and remembers the answer for minutes.
+  // The signal asks discovery at start whether the group is served, and again only minutes later.
   await eventually(`${crd.spec.group} in discovery`, async () => {
     const apis = await admin.get<{ groups?: Array<{ name: string }> }>("/apis");
     return apis.groups?.some((g) => g.name === crd.spec.group);
@@ -90,6 +91,14 @@ describe("IpamSignals", () => {
   let admin: KubeClient;
   let operator: KubeClient;
   const stop = new AbortController();
+
+  /** Started as the operator starts it: its caches and discovery run before any reading. */
+  async function started(): Promise<IpamSignals> {
+    const ipam = new IpamSignals({ client: operator, logger, signal: stop.signal });
+    void ipam.run();
+    await ipam.waitForSync();
+    return ipam;
+  }
 
   beforeAll(async () => {
     admin = await adminClient();
@@ -143,7 +152,7 @@ describe("IpamSignals", () => {
         created.push(`${resourcePath(CALICO_IPAMBLOCKS)}/${block.metadata.name}`);
       }
 
-      const ipam = new IpamSignals({ client: operator, logger, signal: stop.signal });
+      const ipam = await started();
       const reading = await eventually("Calico headroom from the informers", async () => {
         const r = await ipam.read({ provider: "Calico", template: TEMPLATE });
         return r.headroom?.free === 4 ? r : undefined;
@@ -153,7 +162,7 @@ describe("IpamSignals", () => {
       expect(reading.nodeSlots).toBeGreaterThan(0);
 
       // Auto sees the group through discovery.
-      const auto = await new IpamSignals({ client: operator, logger, signal: stop.signal }).read({ provider: "Auto", template: TEMPLATE });
+      const auto = await (await started()).read({ provider: "Auto", template: TEMPLATE });
       expect(auto.choice).toEqual({ provider: "Calico", reason: "Auto: API group crd.projectcalico.org is served" });
 
       // A pod on kwok-node-0000 goes away: its address is free again, and the watch says so.
@@ -183,7 +192,7 @@ describe("IpamSignals", () => {
         return list.items.length === 5 && list.items.every((p) => p.spec?.nodeName);
       });
 
-      const ipam = new IpamSignals({ client: operator, logger, signal: stop.signal });
+      const ipam = await started();
       const templates: PodTemplate[] = [TEMPLATE, { spec: { ...TEMPLATE.spec, nodeSelector: { "kubernetes.io/hostname": "kwok-node-0003" } } }];
       for (const template of templates) {
         // Other tests create pods meanwhile: compare until a reading and a direct listing agree.

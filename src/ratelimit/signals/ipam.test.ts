@@ -3,19 +3,11 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { PodTemplate } from "../../api/batchrollout.ts";
 import type { KubeResponse, Query, RequestOptions, WatchEvent } from "../../kube/client.ts";
 import { nodePodCidrHeadroom, podCountsByNode } from "../ipam/node-pod-cidr.ts";
-import {
-  ACTIVE_PODS_FIELD_SELECTOR,
-  AWS_VPC_CNI_SCRAPE_MIN_INTERVAL_MS,
-  IpamNotReadyError,
-  IpamSignals,
-  apiGroupOf,
-  slimActivePod,
-  slimCalicoBlock,
-  slimCiliumNode,
-  slimNode,
-  slimWhereaboutsPool,
-} from "./ipam.ts";
+import { IpamNotReadyError, IpamSignals, apiGroupOf } from "./ipam.ts";
+import { slimCalicoBlock, slimCiliumNode, slimWhereaboutsPool } from "./ipam-cni-objects.ts";
+import { AWS_VPC_CNI_SCRAPE_MIN_INTERVAL_MS } from "./ipamd-scrape.ts";
 import { MetricsEndpointError } from "./metrics-endpoint.ts";
+import { ACTIVE_PODS_FIELD_SELECTOR, slimActivePod, slimNode } from "./node-slots.ts";
 
 const logger = pino({ level: "silent" });
 const TEMPLATE: PodTemplate = { spec: { containers: [{ name: "c", image: "busybox" }] } };
@@ -153,15 +145,19 @@ describe("IpamSignals", () => {
   afterEach(() => {
     for (const c of controllers.splice(0)) c.abort();
   });
-  function signals(opts: FakeOptions, extra: Partial<ConstructorParameters<typeof IpamSignals>[0]> = {}) {
+  /** An IpamSignals over the fake client, running; `sync: false` leaves its caches to the test. */
+  async function signals(opts: FakeOptions, extra: Partial<ConstructorParameters<typeof IpamSignals>[0]> = {}, { sync = true } = {}) {
     const c = new AbortController();
     controllers.push(c);
     const fake = fakeClient({ ...opts, lists: { "/api/v1/nodes": NODES, "/api/v1/pods": PODS, ...opts.lists } });
-    return { ...fake, ipam: new IpamSignals({ client: fake.client, logger, signal: c.signal, ...extra }) };
+    const ipam = new IpamSignals({ client: fake.client, logger, signal: c.signal, ...extra });
+    void ipam.run();
+    if (sync) await ipam.waitForSync();
+    return { ...fake, ipam };
   }
 
   it("NodePodCIDR: the arithmetic over the cached nodes and bound, active pods", async () => {
-    const { ipam, requests } = signals({});
+    const { ipam, requests } = await signals({});
     const reading = await ipam.read({ provider: "Auto", template: TEMPLATE });
     const expected = nodePodCidrHeadroom(NODES, podCountsByNode(PODS), TEMPLATE);
     expect(reading.choice.provider).toBe("NodePodCIDR");
@@ -173,14 +169,14 @@ describe("IpamSignals", () => {
   });
 
   it("honours the template's node selector", async () => {
-    const { ipam } = signals({});
+    const { ipam } = await signals({});
     const template: PodTemplate = { spec: { ...TEMPLATE.spec, nodeSelector: { pool: "gpu" } } };
     const reading = await ipam.read({ provider: "NodePodCIDR", template });
     expect(reading.headroom?.free).toBe(253 - 1);
   });
 
   it("follows the active-pod watch: a pod bound adds to its node's count, a pod finished or deleted leaves it", async () => {
-    const { ipam, push } = signals({});
+    const { ipam, push } = await signals({});
     const read = async () => (await ipam.read({ provider: "NodePodCIDR", template: TEMPLATE })).headroom?.free;
     const before = await read();
     await push("/api/v1/pods", { type: "ADDED", object: { ...pod("d", "n2"), metadata: { ...pod("d", "n2").metadata, resourceVersion: "6" } } });
@@ -196,9 +192,7 @@ describe("IpamSignals", () => {
   });
 
   it("says which pods its node counts already include", async () => {
-    const { ipam, push } = signals({});
-    expect(ipam.counts("ns", "d")).toBe(false); // before the first read, nothing is watched
-    await ipam.read({ provider: "NodePodCIDR", template: TEMPLATE });
+    const { ipam, push } = await signals({});
     const d = pod("d", "n2");
     expect(ipam.counts(d.metadata.namespace ?? "", "d")).toBe(false);
     await push("/api/v1/pods", { type: "ADDED", object: { ...d, metadata: { ...d.metadata, resourceVersion: "6" } } });
@@ -206,7 +200,7 @@ describe("IpamSignals", () => {
   });
 
   it("returns the memoised reading while no cache event happened", async () => {
-    const { ipam } = signals({});
+    const { ipam } = await signals({});
     const a = await ipam.read({ provider: "NodePodCIDR", template: TEMPLATE });
     const b = await ipam.read({ provider: "NodePodCIDR", template: TEMPLATE });
     expect(b).toBe(a);
@@ -214,7 +208,7 @@ describe("IpamSignals", () => {
 
   it("Auto picks Calico when discovery serves it, and counts the free addresses of the blocks", async () => {
     const { pools, blocks } = calicoObjects();
-    const { ipam, requests } = signals({
+    const { ipam, requests } = await signals({
       groups: CALICO_GROUPS,
       lists: { "/apis/crd.projectcalico.org/v1/ippools": pools, "/apis/crd.projectcalico.org/v1/ipamblocks": blocks },
     });
@@ -229,7 +223,7 @@ describe("IpamSignals", () => {
   });
 
   it("an explicit provider whose API group is not served reports unknown headroom without watching", async () => {
-    const { ipam, requests } = signals({ groups: ["apps"] });
+    const { ipam, requests } = await signals({ groups: ["apps"] });
     const reading = await ipam.read({ provider: "Cilium", template: TEMPLATE });
     expect(reading.headroom).toEqual({ provider: "Cilium", free: undefined, message: "API group cilium.io is not served (is Cilium installed?); IP headroom unknown" });
     expect(reading.nodeSlots).toBeGreaterThan(0);
@@ -237,7 +231,7 @@ describe("IpamSignals", () => {
   });
 
   it("None reports node slots only", async () => {
-    const { ipam } = signals({});
+    const { ipam } = await signals({});
     const reading = await ipam.read({ provider: "None", template: TEMPLATE });
     expect(reading.headroom).toBeUndefined();
     // n1: 110 − 3 pods, n2: 110 − 1 pod, n3 is NotReady.
@@ -246,7 +240,7 @@ describe("IpamSignals", () => {
 
   it("Whereabouts sums its pools", async () => {
     const pool = { metadata: { name: "p", namespace: "kube-system" }, spec: { range: "10.9.0.0/29", allocations: { "1": { id: "x", podref: "ns/p" } } } };
-    const { ipam } = signals({ groups: ["whereabouts.cni.cncf.io"], lists: { "/apis/whereabouts.cni.cncf.io/v1alpha1/ippools": [pool] } });
+    const { ipam } = await signals({ groups: ["whereabouts.cni.cncf.io"], lists: { "/apis/whereabouts.cni.cncf.io/v1alpha1/ippools": [pool] } });
     const reading = await ipam.read({ provider: "Auto", template: TEMPLATE });
     expect(reading.headroom).toMatchObject({ provider: "Whereabouts", free: 5, capacity: 6 });
   });
@@ -264,7 +258,7 @@ describe("IpamSignals", () => {
         return answer;
       },
     });
-    const { ipam } = signals({}, { clock: () => now, metricsEndpoint: endpoint });
+    const { ipam } = await signals({}, { clock: () => now, metricsEndpoint: endpoint });
     const request = { provider: "AwsVpcCni" as const, template: TEMPLATE, metricsURL: "http://ipamd:61678/metrics" };
     expect((await ipam.read(request)).headroom).toMatchObject({ free: 18, capacity: 30 });
     await ipam.read(request);
@@ -278,9 +272,35 @@ describe("IpamSignals", () => {
     expect((await ipam.read({ ...request, metricsURL: undefined })).headroom?.message).toContain("metricsURL is required");
   });
 
-  it("throws IpamNotReadyError when a cache does not sync in time", async () => {
-    const { ipam } = signals({ hang: ["/api/v1/nodes"] }, { syncTimeoutMs: 50 });
+  it("throws IpamNotReadyError at once while a cache has not synced, and start-up stops waiting for it after the timeout", async () => {
+    let now = 0;
+    const { ipam } = await signals({ hang: ["/api/v1/nodes"] }, { syncTimeoutMs: 50, clock: () => now }, { sync: false });
+    await ipam.waitForSync();
+    expect(ipam.hasSynced).toBe(false);
+    now += 50;
     await expect(ipam.read({ provider: "NodePodCIDR", template: TEMPLATE })).rejects.toThrow(IpamNotReadyError);
     await expect(ipam.read({ provider: "NodePodCIDR", template: TEMPLATE })).rejects.toThrow(/cache nodes not synced after 50 ms/);
+  });
+
+  it("reads nothing before run(): no cache is watched, so no pod is counted and no reading is made", async () => {
+    const fake = fakeClient({});
+    const ipam = new IpamSignals({ client: fake.client, logger, signal: new AbortController().signal });
+    expect(ipam.counts("sims", "a")).toBe(false);
+    await expect(ipam.read({ provider: "NodePodCIDR", template: TEMPLATE })).rejects.toThrow(/run\(\) was not called/);
+    await expect(ipam.read({ provider: "Auto", template: TEMPLATE })).rejects.toThrow(/discovery has not answered/);
+    expect(fake.requests).toEqual([]);
+  });
+
+  it("starts a CNI's caches when discovery finds its group, not on a read", async () => {
+    const { pools, blocks } = calicoObjects();
+    const { ipam, requests } = await signals({
+      groups: CALICO_GROUPS,
+      lists: { "/apis/crd.projectcalico.org/v1/ippools": pools, "/apis/crd.projectcalico.org/v1/ipamblocks": blocks },
+    });
+    // Synced before any rollout asked: a reading needs no I/O.
+    const before = requests.length;
+    expect(ipam.hasSynced).toBe(true);
+    expect((await ipam.read({ provider: "Calico", template: TEMPLATE })).headroom).toMatchObject({ provider: "Calico", free: 4 });
+    expect(requests).toHaveLength(before);
   });
 });
