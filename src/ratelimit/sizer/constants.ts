@@ -19,8 +19,8 @@ export const GRADIENT_TOLERANCE = 1.25;
  * Queueing delay the gradient tolerates out of slow start, above the baseline, as a share of
  * spec.guards.apiServer.latencyTarget: p90 up to baseline + this × target counts as no queueing
  * (LEDBAT's fixed target delay, scaled by the SLO). The SLO says how much waiting callers accept;
- * the baseline is waiting they get anyway. Reading total latency against the SLO instead left a busy
- * 2-core test bed almost no room for our own queue (bench/HISTORY.md, 2026-11-23 06:42).
+ * the baseline is waiting they get anyway; reading total latency against the SLO left a slow server
+ * almost no room for our own queue (bench/HISTORY.md, 2026-11-23 06:42).
  */
 export const QUEUEING_ALLOWANCE_SHARE = 0.25;
 /**
@@ -35,8 +35,8 @@ export const QUEUEING_CEILING_SHARE = 0.5;
  * Weight of the gradient's step while the smoothed p90 is above QUEUEING_CEILING_SHARE of the target:
  * the whole step, R = g·R + √R, where below the ceiling only GRADIENT_SMOOTHING of it is taken. Below
  * the ceiling the queue may be noise or our own and easing off is enough; above it, nothing the
- * baseline says makes the queue tolerable (the smoothed step took ~25 s to come down beside a second
- * writer: bench/HISTORY.md, 2026-11-23 07:01). Where the ceiling is what the gradient tolerates, the
+ * baseline says makes the queue tolerable, and a smoothed step comes down too slowly beside a second
+ * writer (bench/HISTORY.md, 2026-11-23 07:01). Where the ceiling is what the gradient tolerates, the
  * √R term keeps a p90 just over it from cutting at all (g·R + √R ≥ R while g ≥ 1 − 1/√R); with a lower
  * baseline, crossing the ceiling cuts at once by at least 1 − tolerated/ceiling (40 % at a 50 ms baseline).
  */
