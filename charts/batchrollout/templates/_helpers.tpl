@@ -52,6 +52,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "batchrollout.args" -}}
 - --leader-elect=true
 - --leader-election-namespace={{ .Release.Namespace }}
+- --leader-election-id={{ include "batchrollout.leaseName" . }}
 - --workers={{ .Values.workers }}
 - --log-level={{ .Values.logLevel }}
 - --api-server-metrics={{ .Values.apiServerMetrics }}
@@ -60,4 +61,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- range .Values.extraArgs }}
 - {{ . }}
 {{- end }}
+{{- end -}}
+
+{{- define "batchrollout.leaseName" -}}
+{{- default (include "batchrollout.fullname" .) .Values.leaderElection.leaseName -}}
 {{- end -}}
