@@ -16,6 +16,7 @@ import { ClusterPace } from "./ratelimit/cluster-pace.ts";
 import { RetryAfterGate } from "./ratelimit/retry-after.ts";
 import { ApiServerSignal } from "./ratelimit/signals/apiserver.ts";
 import { IpamSignals } from "./ratelimit/signals/ipam.ts";
+import { OthersCreatingSignal } from "./ratelimit/signals/others-creating.ts";
 import { MetricsEndpoint } from "./ratelimit/signals/metrics-endpoint.ts";
 import { SchedulerSignal } from "./ratelimit/signals/scheduler.ts";
 import { Expectations } from "./reconcilers/batchrollout/expectations.ts";
@@ -85,6 +86,8 @@ export async function runOperator(config: OperatorConfig, logger: Logger, signal
       : undefined;
     // Cluster-wide: scope Cluster counts every unbound pod, scope Rollout uses its index.
     const scheduler = new SchedulerSignal({ client, logger: log, ...(schedulerMetrics ? { metrics: schedulerMetrics } : {}) });
+    // Subscribes to the scheduler's unscheduled-pod cache, so it is made before that cache starts.
+    const othersCreating = new OthersCreatingSignal({ pods: scheduler });
     const ipam = new IpamSignals({ client, logger: log, signal: leaderSignal });
     const gate = new RetryAfterGate();
     const pace = new ClusterPace({ gate, logger: log, now: Date.now() });
@@ -120,6 +123,7 @@ export async function runOperator(config: OperatorConfig, logger: Logger, signal
       metrics: rolloutMetrics,
       apiServer,
       scheduler,
+      othersCreating,
       ipam,
       pace,
       quotas,
@@ -132,8 +136,15 @@ export async function runOperator(config: OperatorConfig, logger: Logger, signal
       scheduler.run(leaderSignal),
       apiServer.run(leaderSignal),
       quotas.informer.start(leaderSignal),
+      ipam.run(),
     ]);
-    await Promise.all([rollouts.waitForSync(leaderSignal), pods.waitForSync(leaderSignal), scheduler.waitForSync(leaderSignal), quotas.informer.waitForSync(leaderSignal)]);
+    await Promise.all([
+      rollouts.waitForSync(leaderSignal),
+      pods.waitForSync(leaderSignal),
+      scheduler.waitForSync(leaderSignal),
+      quotas.informer.waitForSync(leaderSignal),
+      ipam.waitForSync(leaderSignal),
+    ]);
     log.info({ rollouts: rollouts.size, pods: pods.size }, "caches synced; starting workers");
     const workers = controller.run();
     await new Promise<void>((resolve) => {

@@ -5,6 +5,7 @@ import type { KubeClient } from "../../src/kube/client.ts";
 import { PODS, resourcePath } from "../../src/kube/resources.ts";
 import { MetricsEndpoint } from "../../src/ratelimit/signals/metrics-endpoint.ts";
 import { CREATION_RATE_WINDOW_MS } from "../../src/ratelimit/signals/creation-rate.ts";
+import { OthersCreatingSignal } from "../../src/ratelimit/signals/others-creating.ts";
 import { SchedulerSignal } from "../../src/ratelimit/signals/scheduler.ts";
 import { adminClient, createTestNamespace, deleteNamespace, eventually, operatorClient } from "./support/cluster.ts";
 
@@ -50,8 +51,12 @@ describe("SchedulerSignal", () => {
   });
 
   /** A running signal whose cache has synced, stopped after the test. */
-  async function startSignal(opts: Omit<ConstructorParameters<typeof SchedulerSignal>[0], "client" | "logger"> = {}): Promise<SchedulerSignal> {
+  async function startSignal(
+    opts: Omit<ConstructorParameters<typeof SchedulerSignal>[0], "client" | "logger"> = {},
+    subscribe: (signal: SchedulerSignal) => void = () => undefined,
+  ): Promise<SchedulerSignal> {
     const signal = new SchedulerSignal({ client: operator, logger, ...opts });
+    subscribe(signal);
     const stop = new AbortController();
     stops.push(stop);
     void signal.run(stop.signal);
@@ -113,14 +118,15 @@ describe("SchedulerSignal", () => {
     ns = await createTestNamespace(admin, "signals-others");
     // A clock that stands still keeps every pod seen since the sync inside the window, however
     // slowly a loaded machine answers the creates.
-    const signal = await startSignal({ clock: () => 0 });
+    let others: OthersCreatingSignal | undefined;
+    await startSignal({ clock: () => 0 }, (signal) => (others = new OthersCreatingSignal({ pods: signal, clock: () => 0 })));
 
     const pods = resourcePath(PODS, { namespace: ns });
     const strangers = 20;
     await Promise.all(Array.from({ length: strangers }, (_, i) => operator.create(pods, pod(`stranger-${i}`, NOWHERE, { app: "other" }))));
     // Other tests' pods may add to it.
     const rate = await eventually("the strangers counted", async () => {
-      const r = signal.othersCreating() ?? 0;
+      const r = others?.perSecond() ?? 0;
       return r * (CREATION_RATE_WINDOW_MS / 1_000) >= strangers ? r : undefined;
     });
     expect(rate).toBeGreaterThanOrEqual(strangers / (CREATION_RATE_WINDOW_MS / 1_000));

@@ -155,7 +155,6 @@ describe("SchedulerSignal", () => {
     const signal = new SchedulerSignal({ client, logger, clock: () => now });
     const others = new OthersCreatingSignal({ pods: signal, clock: () => now });
     expect(others.perSecond()).toBeUndefined();
-    expect(signal.othersCreating()).toBeUndefined();
     const c = new AbortController();
     controllers.push(c);
     void signal.run(c.signal);
@@ -163,9 +162,7 @@ describe("SchedulerSignal", () => {
     await new Promise((resolve) => setTimeout(resolve, 10));
     expect(signal.pending("Cluster", "")).toMatchObject({ pending: 5 });
     expect(others.perSecond()).toBe(2 / (CREATION_RATE_WINDOW_MS / 1_000));
-    expect(signal.othersCreating()).toBe(2 / (CREATION_RATE_WINDOW_MS / 1_000));
     now += CREATION_RATE_WINDOW_MS;
     expect(others.perSecond()).toBe(0);
-    expect(signal.othersCreating()).toBe(0);
   });
 });

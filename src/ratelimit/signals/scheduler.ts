@@ -26,7 +26,6 @@ import { Informer, type InformerHandlers, type ObjectWithMeta } from "../../cont
 import type { KubeClient } from "../../kube/client.ts";
 import { PODS, resourcePath } from "../../kube/resources.ts";
 import type { MetricsEndpoint } from "./metrics-endpoint.ts";
-import { OthersCreatingSignal } from "./others-creating.ts";
 import { parseFamilies } from "./prometheus.ts";
 
 /**
@@ -169,7 +168,6 @@ export class SchedulerSignal {
   readonly #clock: () => number;
   #queues: SchedulerQueues | undefined;
   #metricsFailing = false;
-  readonly #othersCreating: OthersCreatingSignal;
 
   constructor(opts: SchedulerSignalOptions) {
     this.#log = opts.logger.child({ signal: "scheduler" });
@@ -193,7 +191,6 @@ export class SchedulerSignal {
         },
         logger: opts.logger,
       });
-    this.#othersCreating = new OthersCreatingSignal({ pods: this, clock: this.#clock });
   }
 
   /** Subscribes to the cache's events (OthersCreatingSignal counts its arrivals); call before run(). */
@@ -226,13 +223,6 @@ export class SchedulerSignal {
     return countPending(scope === "Cluster" ? this.#pods.list() : this.#pods.byIndex(BY_ROLLOUT_NAME, rolloutKey));
   }
 
-  /**
-   * OthersCreatingSignal.perSecond, kept until the reconciler reads an OthersCreatingSignal of its own
-   * (`new OthersCreatingSignal({ pods: scheduler })`); this signal's job is the scheduler's backlog.
-   */
-  othersCreating(): number | undefined {
-    return this.#othersCreating.perSecond();
-  }
 
   /** The last scrape of scheduler_pending_pods, if a metrics URL is configured and a scrape worked. */
   queues(): SchedulerQueues | undefined {

@@ -2,6 +2,7 @@ import type { BatchRollout, SignalsStatus } from "../../api/batchrollout.ts";
 import type { RetryAfterGate } from "../../ratelimit/retry-after.ts";
 import type { ApfMetrics, ApiServerSignal } from "../../ratelimit/signals/apiserver.ts";
 import type { IpamSignals } from "../../ratelimit/signals/ipam.ts";
+import type { OthersCreatingSignal } from "../../ratelimit/signals/others-creating.ts";
 import type { SchedulerSignal } from "../../ratelimit/signals/scheduler.ts";
 import type { WaveSignals } from "../../ratelimit/wave-sizer.ts";
 import { apiServerSignals } from "../../ratelimit/write-latency.ts";
@@ -16,7 +17,9 @@ export interface SignalSources {
   /** The cluster's Retry-After, shared by every rollout: a 429 to one slows them all. */
   gate: Pick<RetryAfterGate, "notBefore" | "lastRetryAfterMs">;
   apiServer?: Pick<ApiServerSignal, "snapshot">;
-  scheduler?: Pick<SchedulerSignal, "pending" | "othersCreating">;
+  scheduler?: Pick<SchedulerSignal, "pending">;
+  /** Pods/s created by writers that are not rollouts of this operator. */
+  othersCreating?: Pick<OthersCreatingSignal, "perSecond">;
   ipam?: Pick<IpamSignals, "read" | "counts">;
 }
 
@@ -66,7 +69,7 @@ export async function readSignals(sources: SignalSources, state: RolloutState, r
   };
 
   const waiting = sources.scheduler?.pending(spec.guards.scheduler.scope, req.key);
-  const othersCreating = sources.scheduler?.othersCreating();
+  const othersCreating = sources.othersCreating?.perSecond();
   if (othersCreating !== undefined) sizer.othersCreating = othersCreating;
   const { unschedulable, unschedulableMessage } = pods.progress;
   sizer.unschedulable = { count: unschedulable, ...(unschedulableMessage ? { message: unschedulableMessage } : {}) };
