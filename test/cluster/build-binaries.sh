@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubectl, kwok, helm, kube-burner) from Go modules with the machine's Go toolchain, into a cache keyed by
+# kubectl, kwok, helm, kube-burner, promtool) from Go modules with the machine's Go toolchain, into a cache keyed by
 # version. A component whose cached binaries exist is not rebuilt, so only the first run pays.
 #
 #   test/cluster/build-binaries.sh          # build what is missing, print the bin directory
@@ -58,6 +58,12 @@ build kubernetes "$KUBERNETES_VERSION" kubernetes "$k8s_ldflags" \
 # kube-burner, for the benchmark's fixed-QPS methods (its go.mod's replace directives are copied into the harness).
 build kube-burner "$KUBE_BURNER_VERSION" kube-burner "-s -w -X github.com/cloud-bulldozer/go-commons/v2/version.Version=$KUBE_BURNER_VERSION" \
   github.com/kube-burner/kube-burner/v2/cmd/kube-burner
+# promtool, to check and unit-test the chart's Prometheus rules (test/prometheus/).
+prom_ldflags="-s -w"
+for v in "Version=${PROMETHEUS_VERSION#v}" "Revision=$PROMETHEUS_VERSION" "Branch=HEAD" "BuildDate=19700101-00:00:00"; do
+  prom_ldflags+=" -X github.com/prometheus/common/version.$v"
+done
+build prometheus "$PROMETHEUS_VERSION" prometheus "$prom_ldflags" github.com/prometheus/prometheus/cmd/promtool
 
 # One directory with a link per binary, so callers need a single PATH entry.
 current="$bindir/current"
@@ -66,6 +72,7 @@ ln -sf "$bindir/etcd-$ETCD_VERSION/etcd" "$current/etcd"
 ln -sf "$bindir/kwok-$KWOK_VERSION/kwok" "$current/kwok"
 ln -sf "$bindir/helm-$HELM_VERSION/helm" "$current/helm"
 ln -sf "$bindir/kube-burner-$KUBE_BURNER_VERSION/kube-burner" "$current/kube-burner"
+ln -sf "$bindir/prometheus-$PROMETHEUS_VERSION/promtool" "$current/promtool"
 for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   ln -sf "$bindir/kubernetes-$KUBERNETES_VERSION/$c" "$current/$c"
 done
