@@ -17,10 +17,12 @@ import {
   type ImageBuild,
 } from "./support/chart-operator.ts";
 import { eventually } from "./support/cluster.ts";
+import { dashboardExpressions, exposedNames, metricNames, ruleExpressions } from "../prometheus/metric-names.ts";
 
 // The image as a kubelet would run it, minus the kubelet: built from scratch by scripts/image.sh,
 // its root filesystem under chroot as 65532:65532 with the root read-only, the chart's args and
-// environment, the chart's ServiceAccount token where a pod finds it. The core scenario must pass.
+// environment, the chart's ServiceAccount token where a pod finds it. The core scenario must pass,
+// and the metrics that the chart's dashboard and alerts query must be on its /metrics.
 
 const NAME = "core";
 /** Small enough to be quick, several waves at the default initial size of 50. */
@@ -68,6 +70,13 @@ describe("the operator image, run from its root filesystem", () => {
         await createRollout(bed.admin, ns, NAME, { replicas: REPLICAS });
         await waitForReady(bed.admin, ns, NAME, READY_TIMEOUT_MS);
         expect(auditOrdinals(await listPods(bed.admin, ns), NAME, REPLICAS)).toEqual(cleanAudit(REPLICAS));
+
+        // Every metric the chart's dashboard and alert rules query is one this operator serves.
+        const text = await (await request(`http://127.0.0.1:${op.metricsPort}/metrics`)).body.text();
+        const used = [...new Set([...dashboardExpressions(), ...ruleExpressions()].flatMap(metricNames))].sort();
+        const exposed = exposedNames(text);
+        expect(used.filter((name) => !exposed.has(name))).toEqual([]);
+        expect(text).toMatch(new RegExp(`^leader_election_master_status\\{name="${lease}"\\} 1$`, "m"));
 
         // Its finalizer is honoured: the rollout goes once its pods are deleted.
         await bed.admin.delete(rolloutPath(ns, NAME));
