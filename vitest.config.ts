@@ -6,7 +6,7 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["src/**/*.test.ts", "test/cluster/**/*.test.ts", "test/chart/**/*.test.ts", "test/image/**/*.test.ts", "test/prometheus/**/*.test.ts", "bench/**/*.test.ts"],
+          include: ["src/**/*.test.ts", "test/cluster/**/*.test.ts", "test/chart/**/*.test.ts", "test/image/**/*.test.ts", "test/prometheus/**/*.test.ts", "test/gitops/**/*.test.ts", "bench/**/*.test.ts"],
         },
       },
       {

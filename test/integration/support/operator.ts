@@ -12,6 +12,12 @@ import { cluster } from "./cluster.ts";
 /** Wait for a stopped operator to exit before it is killed. */
 export const OPERATOR_STOP_GRACE_MS = 15_000;
 
+/**
+ * The operator's entry point: src/main.ts of this checkout, or of another one named by
+ * BATCHROLLOUT_OPERATOR_ROOT (a snapshot of a commit, while this work tree is mid-change).
+ */
+export const OPERATOR_MAIN = join(process.env.BATCHROLLOUT_OPERATOR_ROOT ?? REPO_ROOT, "src/main.ts");
+
 let started = 0;
 
 export interface OperatorProcess {
@@ -31,7 +37,7 @@ export function startOperator(namespace: string, extraArgs: string[] = []): Oper
     join(REPO_ROOT, "scripts/node"),
     [
       ...OPERATOR_NODE_FLAGS,
-      join(REPO_ROOT, "src/main.ts"),
+      OPERATOR_MAIN,
       `--kubeconfig=${cluster().operatorKubeconfig}`,
       `--watch-namespace=${namespace}`,
       "--leader-elect=false",

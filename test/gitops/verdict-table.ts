@@ -1,0 +1,103 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse } from "yaml";
+import { CAPTURE_DIR, type Verdicts } from "./checker.ts";
+
+// The README's verdict table (section "GitOps and kubectl"): one row per state of a BatchRollout,
+// each proven by a capture from the local control plane (test/integration/gitops-health.test.ts).
+// `want` is the verdict each tool should give; `today` overrides it where issue 26 says the
+// operator is still wrong, so the integration test marks exactly those checks it.fails.
+
+export const ROWS = [
+  "new",
+  "progressing",
+  "waiting-on-guard",
+  "paused",
+  "stalled-template-rejected",
+  "stalled-failure-budget",
+  "complete",
+  "complete-with-failures-continue",
+  "scaling-down",
+  "deleting",
+] as const;
+export type Row = (typeof ROWS)[number];
+export const TOOLS = ["kstatus", "argocd", "flux"] as const;
+export type Tool = (typeof TOOLS)[number];
+export type ToolVerdicts = Record<Tool, string>;
+
+export interface TableRow {
+  /** The state, in the README's words. */
+  state: string;
+  want: ToolVerdicts;
+  /** What the tools say on today's captures where that is not `want` (issue 26, the operator's part). */
+  today?: Partial<ToolVerdicts>;
+}
+
+export const TABLE: Record<Row, TableRow> = {
+  new: {
+    state: "new (no status yet)",
+    want: { kstatus: "InProgress", argocd: "Progressing", flux: "InProgress" },
+    // kstatus reads an object with no conditions and no observedGeneration as done; Flux's
+    // expressions cannot read a missing status and wait (Unknown) until the operator writes one.
+    today: { kstatus: "Current", flux: "Unknown" },
+  },
+  progressing: { state: "progressing", want: { kstatus: "InProgress", argocd: "Progressing", flux: "InProgress" } },
+  "waiting-on-guard": { state: "waiting on a guard", want: { kstatus: "InProgress", argocd: "Progressing", flux: "InProgress" } },
+  paused: { state: "paused", want: { kstatus: "InProgress", argocd: "Suspended", flux: "InProgress" } },
+  "stalled-template-rejected": { state: "stalled: template rejected", want: { kstatus: "Failed", argocd: "Degraded", flux: "Failed" } },
+  "stalled-failure-budget": { state: "stalled: failure budget", want: { kstatus: "Failed", argocd: "Degraded", flux: "Failed" } },
+  complete: { state: "complete", want: { kstatus: "Current", argocd: "Healthy", flux: "Current" } },
+  "complete-with-failures-continue": {
+    state: "complete with failed pods under Continue",
+    want: { kstatus: "Current", argocd: "Healthy", flux: "Current" },
+    // Ready stays False, so kstatus waits forever; the Lua check and the CEL read Progressing=False Complete.
+    today: { kstatus: "InProgress" },
+  },
+  "scaling-down": {
+    state: "scaling down (pods still terminating)",
+    want: { kstatus: "InProgress", argocd: "Progressing", flux: "InProgress" },
+    // Ready=True while the pods above spec.replicas still terminate; status shows nothing of them.
+    today: { kstatus: "Current", argocd: "Healthy", flux: "Current" },
+  },
+  deleting: { state: "deleting", want: { kstatus: "Terminating", argocd: "Progressing", flux: "InProgress" } },
+};
+
+/** What each tool says on today's captures. */
+export const measured = (row: Row): ToolVerdicts => ({ ...TABLE[row].want, ...TABLE[row].today });
+
+export const captureFile = (row: Row) => join(CAPTURE_DIR, `${row}.yaml`);
+
+interface Captured {
+  metadata: { deletionTimestamp?: string };
+  status?: { conditions?: { type: string; status: string; reason: string }[] };
+}
+
+/** Ready / Progressing / Stalled as the capture shows them: "False ReplicasMissing", ... */
+export function conditionsOf(object: Captured): string {
+  const conditions = object.status?.conditions;
+  if (!conditions?.length) return "none";
+  const cell = (type: string) => {
+    const c = conditions.find((x) => x.type === type);
+    return c ? `${c.status} ${c.reason}` : "–";
+  };
+  return ["Ready", "Progressing", "Stalled"].map(cell).join(" / ");
+}
+
+/** The README's verdict table, from the captures and the tools' verdicts on them. */
+export function verdictTableMarkdown(verdicts: Map<Row, Verdicts>): string {
+  const lines = [
+    "| state | conditions written: Ready / Progressing / Stalled | kstatus (Flux's default) | Argo CD (health.lua) | Flux (healthCheckExprs) |",
+    "| --- | --- | --- | --- | --- |",
+  ];
+  const mark = (row: Row, tool: Tool, got: string) => (TABLE[row].today?.[tool] !== undefined ? `**${got}** (wanted: ${TABLE[row].want[tool]})` : got);
+  for (const row of ROWS) {
+    const object = parse(readFileSync(captureFile(row), "utf8")) as Captured;
+    const v = verdicts.get(row);
+    if (!v) throw new Error(`no verdicts for row ${row}`);
+    const deleting = object.metadata.deletionTimestamp ? " (deletionTimestamp set)" : "";
+    lines.push(
+      `| ${TABLE[row].state} | ${conditionsOf(object)}${deleting} | ${mark(row, "kstatus", v.kstatus.status)} | ${mark(row, "argocd", v.argocd.status)} | ${mark(row, "flux", v.flux.status)} |`,
+    );
+  }
+  return lines.join("\n");
+}
