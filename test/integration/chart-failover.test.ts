@@ -1,5 +1,4 @@
 import { rmSync } from "node:fs";
-import { dirname } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ACQUIRE_JITTER_FACTOR, LEASE_DURATION_MS, RETRY_PERIOD_MS, type Lease } from "../../src/controllers/leader-election.ts";
@@ -43,7 +42,6 @@ describe("two operator replicas from the image, failing over mid-rollout", () =>
 
   afterAll(async () => {
     for (const op of operators) await op.kill();
-    if (image) rmSync(dirname(image.rootfs), { recursive: true, force: true });
     if (saDir) rmSync(saDir, { recursive: true, force: true });
   });
 

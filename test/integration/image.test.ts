@@ -1,5 +1,4 @@
 import { rmSync } from "node:fs";
-import { dirname } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isNotFound } from "../../src/kube/errors.ts";
@@ -47,7 +46,6 @@ describe("the operator image, run from its root filesystem", () => {
 
   afterAll(async () => {
     for (const op of operators) await op.stop();
-    if (image) rmSync(dirname(image.rootfs), { recursive: true, force: true });
     if (saDir) rmSync(saDir, { recursive: true, force: true });
   });
 

@@ -1,5 +1,6 @@
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { chmodSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,13 +27,35 @@ export interface ImageBuild {
   summary: string;
 }
 
-/** Builds the image (IMAGE_SOURCE=<git rev> to build a commit rather than the work tree) and unpacks it. */
+/**
+ * What the image is made of: the sources (a commit's with IMAGE_SOURCE=<git rev>, else the work
+ * tree's), the lockfile and the build script. Same inputs, same image, so test files share one build.
+ */
+function imageInputsKey(): string {
+  const hash = createHash("sha256");
+  const source = process.env.IMAGE_SOURCE;
+  if (source) hash.update(execFileSync("git", ["rev-parse", `${source}^{tree}`], { cwd: REPO_ROOT, encoding: "utf8" }));
+  const files = ["package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json", "scripts/image.sh", "scripts/node-env.sh"];
+  if (!source) files.push(...readdirSync(join(REPO_ROOT, "src"), { recursive: true, encoding: "utf8" }).map((f) => join("src", f)).sort());
+  for (const file of files) {
+    const path = join(REPO_ROOT, file);
+    if (statSync(path).isFile()) hash.update(file).update(readFileSync(path));
+  }
+  return hash.digest("hex").slice(0, 16);
+}
+
+/** Builds the image and unpacks its root filesystem, or reuses the one built from the same inputs. */
 export async function buildImage(): Promise<ImageBuild> {
-  const rootfs = join(mkdtempSync(join(tmpdir(), "batchrollout-image-")), "rootfs");
+  const dir = join(paths.state, "image", imageInputsKey());
+  const rootfs = join(dir, "rootfs");
+  const done = join(dir, "summary");
+  if (existsSync(done)) return { rootfs, summary: `${readFileSync(done, "utf8").trim()} (built earlier from the same inputs)` };
   const opts = { cwd: REPO_ROOT, maxBuffer: 16 * 1024 * 1024, timeout: IMAGE_BUILD_TIMEOUT_MS };
   const { stdout } = await execFileAsync("bash", ["scripts/image.sh", "build"], opts);
   await execFileAsync("bash", ["scripts/image.sh", "rootfs", rootfs], opts);
-  return { rootfs, summary: stdout.trim().split("\n").pop() ?? "" };
+  const summary = stdout.trim().split("\n").pop() ?? "";
+  writeFileSync(done, summary);
+  return { rootfs, summary };
 }
 
 /** A free loopback port, so parallel operators' metrics and health servers never collide. */
