@@ -5,7 +5,7 @@ import { isNotFound } from "../../src/kube/errors.ts";
 import { NODES, resourcePath } from "../../src/kube/resources.ts";
 import { kwokNode } from "../cluster/cluster.ts";
 import { eventually } from "./support/cluster.ts";
-import { PAUSE_IMAGE, POD_REQUESTS, conditionOf, createRollout, seconds, useTestBed } from "./support/batchrollout.ts";
+import { PAUSE_IMAGE, POD_REQUESTS, conditionOf, createRollout, seconds, useTestBed, type TestRollout } from "./support/batchrollout.ts";
 import { PodTracker, StatusRecorder, type Taint, inBatches, isNodeReady, nodePath, waitForNoNewPods } from "./support/adaptive.ts";
 
 // Issue 4, IP headroom: 50 extra nodes with a /28 podCIDR each (13 usable addresses: network,
@@ -121,6 +121,46 @@ async function deletePoolNodes(admin: KubeClient, names: readonly string[]): Pro
   );
 }
 
+interface Pool {
+  tracker: PodTracker;
+  recorder: StatusRecorder;
+  /** Names of the pool nodes created, deleted again whatever happens. */
+  created: string[];
+}
+
+/**
+ * Runs `body` with a pod tracker and a status recorder on `ns`, on a pool cleared of nodes a run
+ * that died before its cleanup left (they would change every number), and removes the pool after:
+ * every other test shares the scheduler and the operator's node caches.
+ */
+async function withPool(admin: KubeClient, ns: string, body: (pool: Pool) => Promise<void>): Promise<void> {
+  const leftovers = await admin.get<{ items: NodeObject[] }>(resourcePath(NODES), { labelSelector: "pool=small-cidr" });
+  await deletePoolNodes(admin, leftovers.items.map((n) => n.metadata.name));
+  const pool: Pool = { tracker: new PodTracker(admin, ns), recorder: new StatusRecorder(admin, ns, [NAME]), created: [] };
+  await pool.tracker.start();
+  try {
+    await body(pool);
+  } finally {
+    await pool.recorder.stop();
+    await pool.tracker.stop();
+    await deletePoolNodes(admin, pool.created);
+  }
+}
+
+/** The rollout's latest status once `held` says it is held, or an error with the pod count and status. */
+function waitForHold(pool: Pool, what: string, held: (r: TestRollout) => boolean): Promise<TestRollout> {
+  return eventually(
+    what,
+    async () => {
+      const r = pool.recorder.latest(NAME);
+      return r && held(r) ? r : undefined;
+    },
+    HOLD_TIMEOUT_MS,
+  ).catch((err: unknown) => {
+    throw new Error(`${String(err)}; ${pool.tracker.counts().count} pods; last status ${JSON.stringify(pool.recorder.latest(NAME)?.status)}`, { cause: err });
+  });
+}
+
 describe("adaptive waves against pod IP headroom", () => {
   const bed = useTestBed();
 
@@ -129,15 +169,8 @@ describe("adaptive waves against pod IP headroom", () => {
     async () => {
       const ns = await bed.namespace("adaptive-ipam");
       const { admin } = bed;
-      // Pool nodes left by a run that died before its finally would change every number below.
-      const leftovers = await admin.get<{ items: NodeObject[] }>(resourcePath(NODES), { labelSelector: "pool=small-cidr" });
-      await deletePoolNodes(admin, leftovers.items.map((n) => n.metadata.name));
-
-      const tracker = new PodTracker(admin, ns);
-      await tracker.start();
-      const recorder = new StatusRecorder(admin, ns, [NAME]);
-      const created: string[] = [];
-      try {
+      await withPool(admin, ns, async (pool) => {
+        const { tracker, recorder, created } = pool;
         const first = expectationFor(FIRST_NODES);
         tracker.setCap(first.cap);
         await createPoolNodes(admin, 0, FIRST_NODES, created);
@@ -156,48 +189,38 @@ describe("adaptive waves against pod IP headroom", () => {
           throw new Error(`${String(err)}; last status ${JSON.stringify(recorder.latest(NAME)?.status)}`, { cause: err });
         });
         await holdsAt(second, added);
-      } finally {
-        await recorder.stop();
-        await tracker.stop();
-        // Every other test shares the scheduler and the operator's node caches: the pool goes whatever happened.
-        await deletePoolNodes(admin, created);
-      }
 
-      /** Waits for the hold at `e.cap`, then checks the count, the watch's maximum and the status. */
-      async function holdsAt(e: Expectation, since: number): Promise<void> {
-        const held = await eventually(
-          `the rollout held by IPAM at ${e.cap} pods`,
-          async () => {
-            const r = recorder.latest(NAME);
-            return r && conditionOf(r, "Stalled")?.reason === "InsufficientPodIPs" && r.status?.signals?.ipam?.capacity === e.capacity ? r : undefined;
-          },
-          HOLD_TIMEOUT_MS,
-        ).catch((err: unknown) => {
-          throw new Error(`${String(err)}; ${tracker.counts().count} pods; last status ${JSON.stringify(recorder.latest(NAME)?.status)}`, { cause: err });
-        });
-        const stopped = await waitForNoNewPods(tracker, QUIET_MS, HOLD_TIMEOUT_MS);
-        const latest = recorder.latest(NAME) ?? held;
-        const status = latest.status;
-        const free = e.capacity - e.cap;
-        const perNode = [...tracker.podsPerNode(new Set(created)).values()];
-        console.log(
-          `[figure] IP headroom with ${e.nodes} /${POD_CIDR_PREFIX_LENGTH} nodes (${e.capacity} usable, reserve ${e.reserve}): ` +
-            `held at ${stopped} pods (expected ${e.cap}, most ever seen ${tracker.counts().maxCount}) ${seconds(Date.now() - since - QUIET_MS)} s after start; ` +
-            `most pods on one node ${Math.max(0, ...perNode)}; wave ${status?.wave?.number}: ${status?.wave?.message}`,
-        );
-        // Soft: the second phase (more nodes) is worth running even when the first hold is off.
-        expect.soft(tracker.violations).toEqual([]);
-        expect.soft(stopped).toBe(e.cap);
-        expect.soft(tracker.counts().maxCount).toBe(e.cap);
-        // The premise of the arithmetic: no node holds more pods than it has addresses.
-        expect.soft(Math.max(0, ...perNode)).toBeLessThanOrEqual(USABLE_PER_NODE);
-        expect.soft(status?.wave?.limitedBy).toBe("IPAM");
-        expect.soft(status?.signals?.ipam).toMatchObject({ provider: "NodePodCIDR", capacity: e.capacity, free });
-        const stalled = conditionOf(latest, "Stalled");
-        expect.soft(stalled).toMatchObject({ status: "True", reason: "InsufficientPodIPs" });
-        expect.soft(stalled?.message).toContain(`${free} pod IPs free`);
-        expect.soft(stalled?.message).toContain(`${e.reserve} kept in reserve`);
-      }
+        /** Waits for the hold at `e.cap`, then checks the count, the watch's maximum and the status. */
+        async function holdsAt(e: Expectation, since: number): Promise<void> {
+          const held = await waitForHold(
+            pool,
+            `the rollout held by IPAM at ${e.cap} pods`,
+            (r) => conditionOf(r, "Stalled")?.reason === "InsufficientPodIPs" && r.status?.signals?.ipam?.capacity === e.capacity,
+          );
+          const stopped = await waitForNoNewPods(tracker, QUIET_MS, HOLD_TIMEOUT_MS);
+          const latest = recorder.latest(NAME) ?? held;
+          const status = latest.status;
+          const free = e.capacity - e.cap;
+          const perNode = [...tracker.podsPerNode(new Set(created)).values()];
+          console.log(
+            `[figure] IP headroom with ${e.nodes} /${POD_CIDR_PREFIX_LENGTH} nodes (${e.capacity} usable, reserve ${e.reserve}): ` +
+              `held at ${stopped} pods (expected ${e.cap}, most ever seen ${tracker.counts().maxCount}) ${seconds(Date.now() - since - QUIET_MS)} s after start; ` +
+              `most pods on one node ${Math.max(0, ...perNode)}; wave ${status?.wave?.number}: ${status?.wave?.message}`,
+          );
+          // Soft: the second phase (more nodes) is worth running even when the first hold is off.
+          expect.soft(tracker.violations).toEqual([]);
+          expect.soft(stopped).toBe(e.cap);
+          expect.soft(tracker.counts().maxCount).toBe(e.cap);
+          // The premise of the arithmetic: no node holds more pods than it has addresses.
+          expect.soft(Math.max(0, ...perNode)).toBeLessThanOrEqual(USABLE_PER_NODE);
+          expect.soft(status?.wave?.limitedBy).toBe("IPAM");
+          expect.soft(status?.signals?.ipam).toMatchObject({ provider: "NodePodCIDR", capacity: e.capacity, free });
+          const stalled = conditionOf(latest, "Stalled");
+          expect.soft(stalled).toMatchObject({ status: "True", reason: "InsufficientPodIPs" });
+          expect.soft(stalled?.message).toContain(`${free} pod IPs free`);
+          expect.soft(stalled?.message).toContain(`${e.reserve} kept in reserve`);
+        }
+      });
     },
     TEST_TIMEOUT_MS,
   );
@@ -207,16 +230,11 @@ describe("adaptive waves against pod IP headroom", () => {
     async () => {
       const ns = await bed.namespace("adaptive-ipam-packed");
       const { admin } = bed;
-      const leftovers = await admin.get<{ items: NodeObject[] }>(resourcePath(NODES), { labelSelector: "pool=small-cidr" });
-      await deletePoolNodes(admin, leftovers.items.map((n) => n.metadata.name));
-      const tracker = new PodTracker(admin, ns);
-      await tracker.start();
-      const recorder = new StatusRecorder(admin, ns, [NAME]);
-      const created: string[] = [];
       const capacity = PACKED_NODES * USABLE_PER_NODE;
       const reserve = Math.ceil((capacity * PACKED_RESERVE_PERCENT) / 100);
       const cap = capacity - reserve;
-      try {
+      await withPool(admin, ns, async (pool) => {
+        const { tracker, recorder, created } = pool;
         tracker.setCap(cap);
         await createPoolNodes(admin, 0, PACKED_NODES, created);
         bed.operator();
@@ -228,16 +246,7 @@ describe("adaptive waves against pod IP headroom", () => {
           template: { spec: unspread },
           guards: { ipam: { provider: "NodePodCIDR", reserve: `${PACKED_RESERVE_PERCENT}%` } },
         });
-        const held = await eventually(
-          "the rollout held by IPAM",
-          async () => {
-            const r = recorder.latest(NAME);
-            return r && conditionOf(r, "Stalled")?.reason === "InsufficientPodIPs" ? r : undefined;
-          },
-          HOLD_TIMEOUT_MS,
-        ).catch((err: unknown) => {
-          throw new Error(`${String(err)}; ${tracker.counts().count} pods; last status ${JSON.stringify(recorder.latest(NAME)?.status)}`, { cause: err });
-        });
+        const held = await waitForHold(pool, "the rollout held by IPAM", (r) => conditionOf(r, "Stalled")?.reason === "InsufficientPodIPs");
         const stopped = await waitForNoNewPods(tracker, QUIET_MS, HOLD_TIMEOUT_MS);
         const latest = recorder.latest(NAME) ?? held;
         const perNode = [...tracker.podsPerNode(new Set(created)).values()];
@@ -255,11 +264,7 @@ describe("adaptive waves against pod IP headroom", () => {
         expect(latest.status?.signals?.ipam).toMatchObject({ provider: "NodePodCIDR", capacity, free: capacity - stopped });
         if (beyond > 0) expect(message).toContain(`${beyond} pods stand beyond their node's podCIDR addresses`);
         else expect(stopped).toBe(cap);
-      } finally {
-        await recorder.stop();
-        await tracker.stop();
-        await deletePoolNodes(admin, created);
-      }
+      });
     },
     TEST_TIMEOUT_MS,
   );
