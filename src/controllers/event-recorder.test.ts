@@ -13,7 +13,7 @@ import {
   truncateUtf8,
 } from "./event-recorder.ts";
 import type { EventObject, EventRecorderOptions, EventRegarding } from "./event-recorder.ts";
-import { formatMicroTime } from "./leader-election.ts";
+import { formatMicroTime } from "./lease.ts";
 import { ManualScheduler, settle } from "../../test/support/manual-scheduler.ts";
 
 

@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import type { KubeClient } from "../kube/client.ts";
 import { isAlreadyExists, isNotFound } from "../kube/errors.ts";
 import { EVENTS, resourcePath } from "../kube/resources.ts";
-import { formatMicroTime } from "./leader-election.ts";
+import { formatMicroTime } from "./lease.ts";
 import { realClock } from "./rate-limiter.ts";
 import type { Clock } from "./rate-limiter.ts";
 import { realTimers } from "./workqueue.ts";

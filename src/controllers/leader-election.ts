@@ -13,8 +13,6 @@
 //     holder, 1 s duration; client-go's ReleaseOnCancel) so a successor takes over at once.
 // Like client-go it does not fence: for a short time two processes may believe they lead, so work
 // guarded by the Lease must stay safe under that.
-import { randomUUID } from "node:crypto";
-import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { KubeClient } from "../kube/client.ts";
 import { isAlreadyExists, isConflict, isNotFound } from "../kube/errors.ts";
@@ -22,6 +20,9 @@ import { LEASES, resourcePath } from "../kube/resources.ts";
 import type { LeaderElectionMetrics } from "./metrics.ts";
 import type { Clock } from "./rate-limiter.ts";
 import { timerDelay } from "./timer-delay.ts";
+import { defaultIdentity, formatMicroTime, parseMicroTime, recordOf, type Lease, type LeaseSpec } from "./lease.ts";
+
+export { defaultIdentity, formatMicroTime, parseMicroTime, type Lease, type LeaseSpec } from "./lease.ts";
 
 /** How long a Lease stays valid after its last renewal (client-go's LeaseDuration default). */
 export const LEASE_DURATION_MS = 15_000;
@@ -67,22 +68,6 @@ export const realElectionClock: LeaderElectionClock = {
   },
 };
 
-export interface LeaseSpec {
-  holderIdentity?: string;
-  leaseDurationSeconds?: number;
-  acquireTime?: string;
-  renewTime?: string;
-  leaseTransitions?: number;
-  [field: string]: unknown;
-}
-
-export interface Lease {
-  apiVersion?: string;
-  kind?: string;
-  metadata: { name: string; namespace?: string; resourceVersion?: string; [field: string]: unknown };
-  spec?: LeaseSpec;
-}
-
 export interface LeaderCallbacks {
   /**
    * Called once leadership is acquired. `leaderSignal` aborts when leadership ends (lost, or the
@@ -107,23 +92,6 @@ export interface LeaderElectorOptions {
   retryPeriodMs?: number;
   /** leader_election_master_status, as client-go reports it; absent in tests that do not scrape. */
   metrics?: LeaderElectionMetrics;
-}
-
-/** A candidate's identity: unique per process even when two share a hostname. */
-export function defaultIdentity(): string {
-  return `${hostname()}_${randomUUID()}`;
-}
-
-/** metav1.MicroTime's wire format, "2006-01-02T15:04:05.000000Z". */
-export function formatMicroTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
-}
-
-/** Milliseconds since the epoch, or undefined when absent or unparsable. */
-export function parseMicroTime(value: string | undefined): number | undefined {
-  if (!value) return undefined;
-  const ms = Date.parse(value);
-  return Number.isFinite(ms) ? ms : undefined;
 }
 
 /** Outcome of one acquire-or-renew attempt. */
@@ -468,12 +436,6 @@ export class LeaderElector {
       })
       .then((r) => r.body);
   }
-}
-
-/** The fields client-go's LeaderElectionRecord compares to tell a live holder from a silent one. */
-function recordOf(lease: Lease): string {
-  const s = lease.spec ?? {};
-  return JSON.stringify([s.holderIdentity ?? "", s.leaseDurationSeconds ?? 0, s.acquireTime ?? "", s.renewTime ?? "", s.leaseTransitions ?? 0]);
 }
 
 function errorMessage(err: unknown): string {
