@@ -3,7 +3,7 @@ import { createWriteStream } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { BatchRolloutStatus } from "../src/api/batchrollout.ts";
+import { FOLLOW_POLL_MS, followRollout } from "../src/cli/follow.ts";
 import { KubeClient } from "../src/kube/client.ts";
 import { isNotFound } from "../src/kube/errors.ts";
 import { OPERATOR_NODE_FLAGS } from "../src/node-flags.ts";
@@ -18,16 +18,11 @@ const EXAMPLE = join(REPO_ROOT, "examples/sim-fleet.yaml");
 const NAMESPACE = "sims";
 const NAME = "sim-fleet";
 /** How often progress is read and printed. */
-const POLL_MS = 1_000;
+const POLL_MS = FOLLOW_POLL_MS;
 /** Give up when the rollout is not Ready after this long. */
 const DEADLINE_MS = 15 * 60_000;
 /** Give up when the example's namespace is not gone after this long. */
 const REMOVAL_DEADLINE_MS = 5 * 60_000;
-
-interface Rollout {
-  spec: { replicas: number };
-  status?: BatchRolloutStatus;
-}
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -85,26 +80,20 @@ async function main(): Promise<void> {
   kubectl(info.binDir, ["apply", "-f", EXAMPLE]);
 
   const started = Date.now();
-  let last = "";
-  let replicas: number;
-  for (;;) {
-    const br = await admin.get<Rollout>(`/apis/batchrollout.dev/v1alpha1/namespaces/${NAMESPACE}/batchrollouts/${NAME}`);
-    const s = br.status;
-    const wave = s?.wave;
-    replicas = br.spec.replicas;
-    const ready = s?.conditions?.find((c) => c.type === "Ready");
-    const secs = ((Date.now() - started) / 1000).toFixed(0).padStart(4);
-    const line =
-      `${secs}s  created ${String(s?.replicas ?? 0).padStart(5)}/${br.spec.replicas}  running ${String(s?.runningReplicas ?? 0).padStart(5)}` +
-      `  ready ${String(s?.readyReplicas ?? 0).padStart(5)}  wave ${wave?.number ?? 0} (${wave?.size ?? 0} pods, limited by ${wave?.limitedBy ?? "-"})` +
-      (wave?.message ? `: ${wave.message}` : "");
-    if (line.slice(6) !== last) say(line);
-    last = line.slice(6);
-    if (ready?.status === "True") break;
-    if (operator.exitCode !== null) throw new Error(`the operator exited with code ${operator.exitCode}; see ${operatorLog}`);
-    if (Date.now() - started > DEADLINE_MS) throw new Error(`not Ready after ${DEADLINE_MS / 60_000} min; see ${operatorLog}`);
-    await sleep(POLL_MS);
-  }
+  // The progress line is kubectl-batchrollout's (`kubectl batchrollout status -w`), one implementation.
+  const ready = await followRollout({
+    client: admin,
+    namespace: NAMESPACE,
+    name: NAME,
+    say,
+    since: started,
+    pollMs: POLL_MS,
+    check: () => {
+      if (operator.exitCode !== null) throw new Error(`the operator exited with code ${operator.exitCode}; see ${operatorLog}`);
+      if (Date.now() - started > DEADLINE_MS) throw new Error(`not Ready after ${DEADLINE_MS / 60_000} min; see ${operatorLog}`);
+    },
+  });
+  const replicas = ready.spec.replicas;
 
   const seconds = (Date.now() - started) / 1000;
   // Every wave leaves a WaveStarted event: "wave 6: creating 54 pods (...), limited by Remaining".
