@@ -34,8 +34,8 @@ const PROGRESSING_REPLICAS = 100;
 const FAILED_PODS = 2;
 
 /**
- * NodePodCIDR is the test bed's IPAM; naming it skips API discovery, which the operator of the
- * working tree (a refactor in progress, 2026-12-07) never finished, so Auto started no wave.
+ * NodePodCIDR is the test bed's IPAM; naming it keeps API discovery out of the captures (at one
+ * point of the IPAM refactor, Auto held every wave on discovery and no row could be reached).
  */
 const IPAM = { provider: "NodePodCIDR" };
 const rollout = (admin: KubeClient, ns: string, name: string, spec: Record<string, unknown> & { replicas: number }) =>
