@@ -3,8 +3,8 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT } from "../cluster/layout.ts";
-import { HEALTH_LUA, luaTests, verdictsOf, type Verdicts } from "./checker.ts";
-import { captureFile, measured, ROWS, TOOLS, verdictTableMarkdown, type Row } from "./verdict-table.ts";
+import { HEALTH_DIR, HEALTH_LUA, luaTests, verdictsOf, type Verdicts } from "./checker.ts";
+import { captureFile, healthTestYaml, measured, ROWS, TOOLS, verdictTableMarkdown, type Row } from "./verdict-table.ts";
 
 // Issue 26, without a cluster: the captures kept in the Argo CD testdata folder, run through the
 // Go checker (gopher-lua, kstatus, cel-go), and every copy of the health check and of the verdict
@@ -34,6 +34,10 @@ describe("GitOps health checks on the captures", () => {
 
   it("the README's verdict table is the one the captures give", () => {
     expect(README).toContain(verdictTableMarkdown(verdicts));
+  });
+
+  it("health_test.yaml is the one the captures give", () => {
+    expect(readFileSync(join(HEALTH_DIR, "health_test.yaml"), "utf8")).toBe(healthTestYaml(verdicts));
   });
 });
 

@@ -101,3 +101,28 @@ export function verdictTableMarkdown(verdicts: Map<Row, Verdicts>): string {
   }
   return lines.join("\n");
 }
+
+/** Argo CD's health_test.yaml for the captures: the health this health.lua gives each of them. */
+export function healthTestYaml(verdicts: Map<Row, Verdicts>): string {
+  const lines = [
+    "# Argo CD health_test.yaml form: each capture (testdata/, from the local control plane) and the",
+    "# health this health.lua gives it (test/gitops/gitops.test.ts runs it under gopher-lua).",
+    "tests:",
+  ];
+  for (const row of ROWS) {
+    const v = verdicts.get(row);
+    if (!v) throw new Error(`no verdicts for row ${row}`);
+    lines.push("- healthStatus:", `    status: ${v.argocd.status}`, `    message: ${JSON.stringify(v.argocd.message)}`, `  inputPath: testdata/${row}.yaml`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+const TABLE_HEADER = "| state | conditions written: Ready / Progressing / Stalled |";
+
+/** The README with its verdict table replaced by `table`. */
+export function withVerdictTable(readme: string, table: string): string {
+  const start = readme.indexOf(TABLE_HEADER);
+  if (start < 0) throw new Error("the README has no verdict table");
+  const end = readme.indexOf("\n\n", start);
+  return readme.slice(0, start) + table + readme.slice(end);
+}

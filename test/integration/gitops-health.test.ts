@@ -1,12 +1,13 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient } from "../../src/kube/client.ts";
-import { CAPTURE_DIR, verdictsOf, type Verdicts } from "../gitops/checker.ts";
-import { ROWS, TABLE, TOOLS, type Row } from "../gitops/verdict-table.ts";
+import { REPO_ROOT } from "../cluster/layout.ts";
+import { CAPTURE_DIR, HEALTH_DIR, verdictsOf, type Verdicts } from "../gitops/checker.ts";
+import { healthTestYaml, ROWS, TABLE, TOOLS, verdictTableMarkdown, withVerdictTable, type Row } from "../gitops/verdict-table.ts";
 import { conditionOf, createRollout, getRollout, podPath, rolloutPath, teardown, waitForReady, type TestRollout } from "./support/batchrollout.ts";
 import { adminClient, createTestNamespace, eventually } from "./support/cluster.ts";
 import { ensureCrd } from "./support/crd.ts";
@@ -17,7 +18,8 @@ import { startOperator, type OperatorProcess } from "./support/operator.ts";
 // by side in one namespace under one operator, to keep CI time down. Rows where the issue says
 // today's operator is wrong assert the verdict the issue wants under it.fails, so they turn red
 // (and must be flipped to it) once the operator is fixed.
-// BATCHROLLOUT_WRITE_CAPTURES=1 also writes the captures to the Argo CD testdata folder.
+// BATCHROLLOUT_WRITE_CAPTURES=1 also writes the captures to the Argo CD testdata folder, with
+// health_test.yaml and the README's verdict table regenerated from them; then update TABLE's `today`.
 
 const WRITE_CAPTURES = process.env.BATCHROLLOUT_WRITE_CAPTURES === "1";
 /** Every row reaches its state within this long on a 2-core machine (the slowest waits for Ready). */
@@ -164,11 +166,15 @@ describe("GitOps verdicts on captures from the local control plane", () => {
       writeFileSync(file, stringify(captures.get(row)));
       return file;
     });
+    verdictsOf(files).forEach((v, i) => verdicts.set(ROWS[i]!, v));
     if (WRITE_CAPTURES) {
+      // New captures, the Lua test's expectations and the README's table, in one go.
       mkdirSync(CAPTURE_DIR, { recursive: true });
       for (const row of ROWS) writeFileSync(join(CAPTURE_DIR, `${row}.yaml`), stringify(captures.get(row)));
+      writeFileSync(join(HEALTH_DIR, "health_test.yaml"), healthTestYaml(verdicts));
+      const readme = join(REPO_ROOT, "README.md");
+      writeFileSync(readme, withVerdictTable(readFileSync(readme, "utf8"), verdictTableMarkdown(verdicts)));
     }
-    verdictsOf(files).forEach((v, i) => verdicts.set(ROWS[i]!, v));
     console.log(
       ROWS.map((row) => {
         const v = verdicts.get(row);
