@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { Registry } from "prom-client";
 import type { Logger } from "pino";
+import type { MetricsAuthorizer } from "./metrics-auth.ts";
 
 // /metrics, /healthz and /readyz, as controller-runtime serves them: liveness says the process
 // answers, readiness says its caches are synced (or it is a healthy standby).
@@ -16,14 +17,23 @@ export function startHttpServer(opts: {
   logger: Logger;
   registry?: Registry;
   probes?: Probes;
+  /** Set: /metrics answers only authenticated, authorized scrapers (probes stay open). Unset: plain. */
+  metricsAuth?: Pick<MetricsAuthorizer, "authorize">;
 }): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/metrics" && opts.registry) {
-      opts.registry
-        .metrics()
-        .then((text) => {
-          res.writeHead(200, { "content-type": opts.registry!.contentType });
+      const registry = opts.registry;
+      const allowed = opts.metricsAuth ? opts.metricsAuth.authorize(req.headers.authorization, path) : Promise.resolve({ status: 200, reason: "" });
+      allowed
+        .then(async ({ status, reason }) => {
+          if (status !== 200) {
+            res.writeHead(status, { "content-type": "text/plain" });
+            res.end(reason);
+            return;
+          }
+          const text = await registry.metrics();
+          res.writeHead(200, { "content-type": registry.contentType });
           res.end(text);
         })
         .catch((err: unknown) => {
