@@ -99,6 +99,8 @@ build() {
   "${BUILDAH[@]}" config --user "$IMAGE_USER" --workingdir "$IMAGE_WORKDIR" --env "$IMAGE_ENV" "${ports[@]}" \
     --entrypoint "$IMAGE_ENTRYPOINT" --cmd '' "$ctr"
   "${BUILDAH[@]}" commit --quiet --format oci --rm "$ctr" "$IMAGE_REF" >/dev/null
+  # The previous build under the same name is now untagged: drop it, or each build keeps 130 MB.
+  "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
   rm -rf "$staging"
   "${BUILDAH[@]}" images --format '{{.Name}}:{{.Tag}} {{.Size}}' "$IMAGE_REF"
 }

@@ -1,9 +1,9 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, REPO_ROOT, paths } from "../../cluster/layout.ts";
 import { find, renderChart } from "../../chart/render.ts";
@@ -50,6 +50,9 @@ export async function buildImage(): Promise<ImageBuild> {
   const rootfs = join(dir, "rootfs");
   const done = join(dir, "summary");
   if (existsSync(done)) return { rootfs, summary: `${readFileSync(done, "utf8").trim()} (built earlier from the same inputs)` };
+  // Older builds' root filesystems (130 MB each) are of no use once the inputs changed.
+  const parent = dirname(dir);
+  if (existsSync(parent)) for (const old of readdirSync(parent)) rmSync(join(parent, old), { recursive: true, force: true });
   const opts = { cwd: REPO_ROOT, maxBuffer: 16 * 1024 * 1024, timeout: IMAGE_BUILD_TIMEOUT_MS };
   const { stdout } = await execFileAsync("bash", ["scripts/image.sh", "build"], opts);
   await execFileAsync("bash", ["scripts/image.sh", "rootfs", rootfs], opts);
