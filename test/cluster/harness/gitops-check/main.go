@@ -180,17 +180,19 @@ func readFluxCheck(path, kind string) (fluxCheck, error) {
 	return fluxCheck{}, fmt.Errorf("%s: no Kustomization with a healthCheckExprs entry for %s", path, kind)
 }
 
-// fluxHealth applies the expressions as Flux's CEL status reader does: a stale observedGeneration
-// is InProgress, then the first of inProgress, failed, current that holds wins, and InProgress when
-// none does. An expression that cannot be evaluated (a missing field) leaves Flux waiting: Unknown.
+// fluxHealth applies the expressions as Flux's CEL status reader does (RFC 0009): a status whose
+// observedGeneration differs from metadata.generation is InProgress, then the first of inProgress,
+// failed, current that holds wins, and InProgress when none does. Flux parses the expressions
+// without declaring variables (CRDs need not have the usual five top-level fields), so a missing
+// field is an evaluation error, which leaves Flux waiting: reported here as Unknown.
 func fluxHealth(c fluxCheck, obj map[string]any) verdict {
-	u := unstructured.Unstructured{Object: obj}
-	if og, found, _ := unstructured.NestedInt64(obj, "status", "observedGeneration"); found && og != u.GetGeneration() {
-		return verdict{Status: "InProgress", Message: "observedGeneration is not the generation"}
+	og, hasOG, _ := unstructured.NestedInt64(obj, "status", "observedGeneration")
+	gen, hasGen, _ := unstructured.NestedInt64(obj, "metadata", "generation")
+	if hasOG && hasGen && og != gen {
+		return verdict{Status: "InProgress", Message: "status.observedGeneration is not metadata.generation"}
 	}
-	env, err := cel.NewEnv(cel.OptionalTypes(), ext.Strings(), cel.CrossTypeNumericComparisons(true), cel.HomogeneousAggregateLiterals(),
-		cel.Variable("apiVersion", cel.StringType), cel.Variable("kind", cel.StringType),
-		cel.Variable("metadata", cel.DynType), cel.Variable("spec", cel.DynType), cel.Variable("status", cel.DynType))
+	env, err := cel.NewEnv(cel.HomogeneousAggregateLiterals(), cel.EagerlyValidateDeclarations(true), cel.DefaultUTCTimeZone(true),
+		cel.CrossTypeNumericComparisons(true), cel.OptionalTypes(), ext.Strings(), ext.Sets(), ext.Encoders())
 	if err != nil {
 		return verdict{Status: "Unknown", Message: err.Error()}
 	}
@@ -198,11 +200,11 @@ func fluxHealth(c fluxCheck, obj map[string]any) verdict {
 		if e.expr == "" {
 			continue
 		}
-		ast, iss := env.Compile(e.expr)
+		ast, iss := env.Parse(e.expr)
 		if iss.Err() != nil {
 			return verdict{Status: "Unknown", Message: iss.Err().Error()}
 		}
-		prg, err := env.Program(ast)
+		prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
 		if err != nil {
 			return verdict{Status: "Unknown", Message: err.Error()}
 		}
@@ -210,7 +212,11 @@ func fluxHealth(c fluxCheck, obj map[string]any) verdict {
 		if err != nil {
 			return verdict{Status: "Unknown", Message: fmt.Sprintf("%s: %v", e.status, err)}
 		}
-		if b, ok := val.Value().(bool); ok && b {
+		b, ok := val.Value().(bool)
+		if !ok {
+			return verdict{Status: "Unknown", Message: fmt.Sprintf("%s: not a boolean: %v", e.status, val)}
+		}
+		if b {
 			return verdict{Status: e.status, Message: e.expr}
 		}
 	}
