@@ -9,6 +9,7 @@
 #   bash scripts/image.sh run ROOTFS SA_DIR [operator flags...]
 #       # run the entrypoint as 65532:65532 under chroot, root read-only, SA_DIR (token, ca.crt,
 #       # namespace) mounted where the kubelet mounts the ServiceAccount; needs root (mount namespace)
+#   bash scripts/image.sh exec ROOTFS SA_DIR CMD...   # the same sandbox, another command (helm test's)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -115,33 +116,44 @@ rootfs() {
 }
 
 # As a container runtime would: a private mount namespace, /proc and /dev, the ServiceAccount
-# volume, then the root made read-only. chroot(1) starts in /, so the entrypoint's relative script
-# is joined to WORKDIR, which is where the runtime would start it.
-run() {
+# volume, then the root made read-only, and CMD started as the image's user with the image's
+# environment plus KUBERNETES_SERVICE_* and any BATCHROLLOUT_* variable (the chart's extraEnv).
+sandbox() {
   local dir=$1 sa=$2
   shift 2
   local sa_mount=/var/run/secrets/kubernetes.io/serviceaccount
   mkdir -p "$dir/proc" "$dir/dev" "$dir$sa_mount"
-  local entry=()
-  mapfile -t entry < <(printf '%s' "$IMAGE_ENTRYPOINT" | "$(node_binary)" -e 'for (const a of JSON.parse(require("fs").readFileSync(0, "utf8"))) console.log(a)')
-  local script="${entry[-1]}"
-  [[ $script == /* ]] || script="$IMAGE_WORKDIR/$script"
+  local env=("$IMAGE_ENV" "KUBERNETES_SERVICE_HOST=${KUBERNETES_SERVICE_HOST:-}" "KUBERNETES_SERVICE_PORT=${KUBERNETES_SERVICE_PORT:-}") name
+  while IFS= read -r name; do env+=("$name=${!name}"); done < <(compgen -e | grep '^BATCHROLLOUT_' || true)
   exec unshare --mount --propagation private -- bash -c '
     set -euo pipefail
-    dir=$1 sa=$2 sa_mount=$3 user=$4 env=$5 chroot=$6; shift 6
+    dir=$1 sa=$2 sa_mount=$3 user=$4 chroot=$5; shift 5
+    env=(); while [[ $1 != -- ]]; do env+=("$1"); shift; done; shift
     mount --bind "$dir" "$dir"
     mount -t proc proc "$dir/proc"
     mount --rbind /dev "$dir/dev"
     mount --bind -o ro "$sa" "$dir$sa_mount"
     mount -o remount,bind,ro "$dir"
-    exec env -i "$env" KUBERNETES_SERVICE_HOST="$KUBERNETES_SERVICE_HOST" KUBERNETES_SERVICE_PORT="$KUBERNETES_SERVICE_PORT" \
-      "$chroot" --userspec="$user" "$dir" "$@"' \
-    _ "$dir" "$sa" "$sa_mount" "$IMAGE_USER" "$IMAGE_ENV" "$(command -v chroot)" "${entry[@]:0:${#entry[@]}-1}" "$script" "$@"
+    exec env -i "${env[@]}" "$chroot" --userspec="$user" "$dir" "$@"' \
+    _ "$dir" "$sa" "$sa_mount" "$IMAGE_USER" "$(command -v chroot)" "${env[@]}" -- "$@"
+}
+
+# The entrypoint with FLAGS. chroot(1) starts in /, so the entrypoint's relative script is joined
+# to WORKDIR, which is where the runtime would start it.
+run() {
+  local dir=$1 sa=$2
+  shift 2
+  local entry=()
+  mapfile -t entry < <(printf '%s' "$IMAGE_ENTRYPOINT" | "$(node_binary)" -e 'for (const a of JSON.parse(require("fs").readFileSync(0, "utf8"))) console.log(a)')
+  local script="${entry[-1]}"
+  [[ $script == /* ]] || script="$IMAGE_WORKDIR/$script"
+  sandbox "$dir" "$sa" "${entry[@]:0:${#entry[@]}-1}" "$script" "$@"
 }
 
 case ${1:-} in
   build) build ;;
   rootfs) rootfs "${2:?usage: image.sh rootfs DIR}" ;;
   run) shift; run "$@" ;;
-  *) echo "usage: image.sh build | rootfs DIR | run ROOTFS SA_DIR [flags...]" >&2; exit 2 ;;
+  exec) shift; sandbox "$@" ;;
+  *) echo "usage: image.sh build | rootfs DIR | run ROOTFS SA_DIR [flags...] | exec ROOTFS SA_DIR CMD..." >&2; exit 2 ;;
 esac

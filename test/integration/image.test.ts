@@ -10,6 +10,7 @@ import {
   buildImage,
   processIds,
   rootMountOptions,
+  runHelmTestHook,
   serviceAccountVolume,
   startImageOperator,
   type ChartOperator,
@@ -75,6 +76,8 @@ describe("the operator image, run from its root filesystem", () => {
         const exposed = exposedNames(text);
         expect(used.filter((name) => !exposed.has(name))).toEqual([]);
         expect(text).toMatch(new RegExp(`^leader_election_master_status\\{name="${lease}"\\} 1$`, "m"));
+        // `helm test`: its hook, run from the same image, finds the Lease held and fresh.
+        expect(await runHelmTestHook(image.rootfs, saDir, [`leaderElection.leaseName=${lease}`])).toMatch(/^leader \S+, renewed [\d.]+ s ago$/);
 
         // Its finalizer is honoured: the rollout goes once its pods are deleted.
         await bed.admin.delete(rolloutPath(ns, NAME));

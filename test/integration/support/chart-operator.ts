@@ -163,3 +163,20 @@ export function rootMountOptions(pid: number): string[] {
   const roots = readFileSync(`/proc/${pid}/mountinfo`, "utf8").split("\n").map((l) => l.split(" ")).filter((f) => f[4] === "/");
   return (roots[roots.length - 1]?.[5] ?? "").split(",");
 }
+
+/**
+ * The chart's `helm test` hook, rendered for the test bed's release with `set`, run from the image's
+ * root filesystem as its pod would run it. Resolves to its output; rejects when it fails.
+ */
+export async function runHelmTestHook(rootfs: string, saDir: string, set: string[]): Promise<string> {
+  const manifests = await renderChart({ release: OPERATOR_SERVICE_ACCOUNT, namespace: OPERATOR_NAMESPACE, set });
+  const hook = manifests.find((m) => m.metadata.annotations?.["helm.sh/hook"] === "test") as unknown as { spec: { containers: { command: string[]; args: string[] }[] } } | undefined;
+  const container = hook?.spec.containers[0];
+  if (!container) throw new Error("the chart renders no helm test hook");
+  const server = new URL(cluster().server);
+  const { stdout } = await execFileAsync("bash", ["scripts/image.sh", "exec", rootfs, saDir, ...container.command, ...container.args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, KUBERNETES_SERVICE_HOST: server.hostname, KUBERNETES_SERVICE_PORT: server.port },
+  });
+  return stdout.trim();
+}
