@@ -56,7 +56,7 @@ stage() {
   chmod 1777 "$out/tmp"
   cp "$node" "$out$IMAGE_NODE"
   # The official binary carries its debug symbols: 18 MB that nothing reads at run time.
-  strip --strip-all "$out$IMAGE_NODE"
+  if command -v strip >/dev/null; then strip --strip-all "$out$IMAGE_NODE"; else log "no strip (binutils): Node keeps its debug symbols"; fi
   # Every library the dynamic loader resolves, and the loader itself, at the paths it expects.
   local lib
   for lib in $(ldd "$node" | grep -o '/[^ ]*'); do
