@@ -19,6 +19,19 @@ export const CRD_FILE = `crds/${GROUP}_${PLURAL}.yaml`;
 /** The same CRD where Helm installs CRDs from: the chart's crds/ folder. */
 export const CHART_CRD_FILE = `charts/batchrollout/crds/${GROUP}_${PLURAL}.yaml`;
 
+/**
+ * What a BatchRollout reads before the operator has written its status. The API server applies it
+ * when it reads the object, so kstatus, Flux and Argo CD see observedGeneration 0 against generation
+ * 1 and read "in progress", not "done" (kstatus' verdict for an object with no status at all).
+ */
+export const NEW_STATUS = { observedGeneration: 0 } as const;
+
+/** A schema node with a default, placed where the structural schema orders it (after the type). */
+function withDefault(node: JsonSchema, value: unknown): JsonSchema {
+  const { description, type, ...rest } = node;
+  return { ...(description === undefined ? {} : { description }), ...(type === undefined ? {} : { type }), default: value, ...rest };
+}
+
 export function buildOpenApiSchema(): JsonSchema {
   return {
     description: "BatchRollout creates a fleet of pods from one template in waves sized from live cluster feedback.",
@@ -28,7 +41,7 @@ export function buildOpenApiSchema(): JsonSchema {
       kind: { description: "Kind of this object.", type: "string" },
       metadata: { type: "object" },
       spec: structuralSchemaOf(BatchRolloutSpec, "spec"),
-      status: structuralSchemaOf(BatchRolloutStatus, "status"),
+      status: withDefault(structuralSchemaOf(BatchRolloutStatus, "status"), NEW_STATUS),
     },
     required: ["spec"],
     [CEL_VALIDATIONS_KEY]: [{ rule: NAME_RULE.rule, message: NAME_RULE.message, reason: NAME_RULE.reason }],

@@ -36,10 +36,9 @@ export interface TableRow {
 export const TABLE: Record<Row, TableRow> = {
   new: {
     state: "new (no status yet)",
+    // The CRD defaults status to {observedGeneration: 0}: before the operator's first status every
+    // tool compares it with metadata.generation and reads in progress.
     want: { kstatus: "InProgress", argocd: "Progressing", flux: "InProgress" },
-    // kstatus reads an object with no conditions and no observedGeneration as done; Flux's
-    // expressions cannot read a missing status and wait (Unknown) until the operator writes one.
-    today: { kstatus: "Current", flux: "Unknown" },
   },
   progressing: { state: "progressing", want: { kstatus: "InProgress", argocd: "Progressing", flux: "InProgress" } },
   "waiting-on-guard": { state: "waiting on a guard", want: { kstatus: "InProgress", argocd: "Progressing", flux: "InProgress" } },
@@ -49,15 +48,13 @@ export const TABLE: Record<Row, TableRow> = {
   complete: { state: "complete", want: { kstatus: "Current", argocd: "Healthy", flux: "Current" } },
   "complete-with-failures-continue": {
     state: "complete with failed pods under Continue",
+    // Ready=True, reason CompleteWithFailures, the failed count in its message.
     want: { kstatus: "Current", argocd: "Healthy", flux: "Current" },
-    // Ready stays False, so kstatus waits forever; the Lua check and the CEL read Progressing=False Complete.
-    today: { kstatus: "InProgress" },
   },
   "scaling-down": {
     state: "scaling down (pods still terminating)",
+    // Ready=False and Progressing=True (ScalingDown) until the pods above spec.replicas are gone.
     want: { kstatus: "InProgress", argocd: "Progressing", flux: "InProgress" },
-    // Ready=True while the pods above spec.replicas still terminate; status shows nothing of them.
-    today: { kstatus: "Current", argocd: "Healthy", flux: "Current" },
   },
   deleting: { state: "deleting", want: { kstatus: "Terminating", argocd: "Progressing", flux: "InProgress" } },
 };

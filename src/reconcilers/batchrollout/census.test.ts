@@ -24,7 +24,7 @@ describe("census: one count of a rollout's pods for plan, status and sizer", () 
       pod(7, { templateHash: "old" }),
     ];
     const c = of(pods, 6, { creates: new Set([5]), deletes: new Set() });
-    expect(c.progress).toEqual({ desired: 6, present: 4, missing: 0, creating: 1, complete: 2, extra: 1, failed: 1, unschedulable: 0 });
+    expect(c.progress).toEqual({ desired: 6, present: 4, missing: 0, creating: 1, complete: 2, extra: 1, terminating: 0, failed: 1, failedDesired: 1, unschedulable: 0 });
     expect(c.missing).toEqual([]);
     expect(c.extras.map((p) => p.name)).toEqual(["sim-7"]);
     expect(c.counts).toEqual({ replicas: 5, updatedReplicas: 4, scheduledReplicas: 5, runningReplicas: 2, readyReplicas: 2, succeededReplicas: 1, failedReplicas: 1 });
@@ -41,10 +41,10 @@ describe("census: one count of a rollout's pods for plan, status and sizer", () 
     expect(remainingWrites(c)).toBe(4);
   });
 
-  it("keeps a terminating pod's name: its ordinal is neither missing nor present", () => {
-    const c = of([pod(0, { deleting: true })], 1);
+  it("keeps a terminating pod's name: its ordinal is neither missing nor present, and above spec.replicas it is terminating", () => {
+    const c = of([pod(0, { deleting: true }), pod(3, { deleting: true })], 1);
     expect(c.missing).toEqual([]);
-    expect(c.progress).toMatchObject({ present: 0, missing: 0 });
+    expect(c.progress).toMatchObject({ present: 0, missing: 0, extra: 0, terminating: 1 });
     expect(c.counts.replicas).toBe(0);
   });
 

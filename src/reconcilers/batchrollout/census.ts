@@ -28,7 +28,11 @@ export interface Progress {
   complete: number;
   /** Pods with ordinal >= replicas that are not being deleted (including those with a delete in flight). */
   extra: number;
+  /** Pods with ordinal >= replicas on their way out (deletionTimestamp set): a scale-down not done yet. */
+  terminating: number;
   failed: number;
+  /** Desired ordinals whose pod failed (kept, never replaced). */
+  failedDesired: number;
   unschedulable: number;
   /** The scheduler's message for the lowest unschedulable ordinal. */
   unschedulableMessage?: string;
@@ -83,6 +87,7 @@ export function census(input: CensusInput): PodCensus {
   let present = 0;
   let creating = 0;
   let complete = 0;
+  let failedDesired = 0;
   for (let ordinal = 0; ordinal < desired; ordinal++) {
     const pod = byOrdinal.get(ordinal);
     if (pod === undefined) {
@@ -91,6 +96,7 @@ export function census(input: CensusInput): PodCensus {
     } else if (!pod.deleting) {
       present++;
       if (pod.ready || pod.phase === "Succeeded") complete++;
+      else if (pod.phase === "Failed") failedDesired++;
     }
   }
 
@@ -98,12 +104,16 @@ export function census(input: CensusInput): PodCensus {
   const extras: ObservedPod[] = [];
   const live: ObservedPod[] = [];
   let extra = 0;
+  let terminating = 0;
   let unschedulable = 0;
   let starting = 0;
   // The lowest ordinal's message, so the text does not depend on the cache's iteration order.
   let lowestUnschedulable: ObservedPod | undefined;
   for (const pod of byOrdinal.values()) {
-    if (pod.deleting) continue;
+    if (pod.deleting) {
+      if (pod.ordinal >= desired) terminating++;
+      continue;
+    }
     live.push(pod);
     counts.replicas++;
     if (pod.templateHash === input.templateHash) counts.updatedReplicas++;
@@ -123,7 +133,18 @@ export function census(input: CensusInput): PodCensus {
     }
   }
   extras.sort((a, b) => b.ordinal - a.ordinal);
-  const progress: Progress = { desired, present, missing: missing.length, creating, complete, extra, failed: counts.failedReplicas, unschedulable };
+  const progress: Progress = {
+    desired,
+    present,
+    missing: missing.length,
+    creating,
+    complete,
+    extra,
+    terminating,
+    failed: counts.failedReplicas,
+    failedDesired,
+    unschedulable,
+  };
   if (lowestUnschedulable?.unschedulableMessage !== undefined) progress.unschedulableMessage = lowestUnschedulable.unschedulableMessage;
   return { progress, counts, missing, extras, live, starting, uids: input.uids ?? NO_UIDS };
 }

@@ -45,6 +45,8 @@ export type HoldReason = (typeof HoldReason)[keyof typeof HoldReason];
 
 export const ReadyReason = {
   AllReplicasReady: "AllReplicasReady",
+  /** Every pod is done, and those that failed are kept, within spec.failurePolicy. */
+  CompleteWithFailures: "CompleteWithFailures",
   ReplicasMissing: "ReplicasMissing",
   ReplicasNotReady: "ReplicasNotReady",
   ScalingDown: "ScalingDown",

@@ -155,13 +155,34 @@ describe("computeStatus: conditions", () => {
   it("is not Ready while pods above replicas remain", () => {
     const status = statusOf({ pods: pods(0, 6) });
     expect(summary(status)).toMatchObject({ Ready: "False/ScalingDown", Progressing: "True/ScalingDown" });
-    expect(condition(status, "Ready").message).toBe("2 pods above spec.replicas=4 remain");
+    expect(condition(status, "Ready").message).toBe("2 pods above spec.replicas=4 remain (0 terminating)");
   });
 
-  it("is done, not Ready, when the only pods not ready failed (and are kept)", () => {
+  it("is not Ready while pods above replicas are still terminating (a scale-down not done yet)", () => {
+    const status = statusOf({ pods: [...pods(0, 4), pod(4, { deleting: true }), pod(5, { deleting: true })] });
+    expect(summary(status)).toMatchObject({ Ready: "False/ScalingDown", Progressing: "True/ScalingDown" });
+    expect(condition(status, "Ready").message).toBe("2 pods above spec.replicas=4 remain (2 terminating)");
+    expect(condition(status, "Progressing").message).toBe("0 pods above spec.replicas=4 to delete, 2 terminating");
+    expect(status.replicas).toBe(4);
+  });
+
+  it("settles Ready under failurePolicy.action Continue when the only pods not ready failed, counting them", () => {
+    const status = statusOf({ spec: { failurePolicy: { action: "Continue" } }, pods: [...pods(0, 3), pod(3, { phase: "Failed", ready: false })] });
+    expect(summary(status)).toEqual({ Ready: "True/CompleteWithFailures", Progressing: "False/Complete", Stalled: `False/${NotStalledReason}` });
+    expect(condition(status, "Ready").message).toBe("3/4 pods ready or succeeded, 1 failed and kept (within spec.failurePolicy)");
+  });
+
+  // Issue 26: a rollout whose only unready pods failed within the budget is done; it must settle
+  // (kstatus Current, Argo CD Healthy), not read in progress forever.
+  it("settles Ready when the only pods not ready failed within the failure budget (and are kept)", () => {
     const status = statusOf({ pods: [...pods(0, 3), pod(3, { phase: "Failed", ready: false })] });
-    expect(summary(status)).toEqual({ Ready: "False/ReplicasNotReady", Progressing: "False/Complete", Stalled: `False/${NotStalledReason}` });
-    expect(condition(status, "Ready").message).toBe("3/4 pods ready or succeeded (1 failed)");
+    expect(summary(status)).toEqual({ Ready: "True/CompleteWithFailures", Progressing: "False/Complete", Stalled: `False/${NotStalledReason}` });
+    expect(condition(status, "Ready").message).toBe("3/4 pods ready or succeeded, 1 failed and kept (within spec.failurePolicy)");
+  });
+
+  it("is not Ready when the failed pods exhausted the budget under action Pause (Stalled)", () => {
+    const status = statusOf({ spec: { failurePolicy: { maxFailedPods: 0 } }, pods: [...pods(0, 3), pod(3, { phase: "Failed", ready: false })] });
+    expect(summary(status)).toMatchObject({ Ready: "False/ReplicasNotReady", Stalled: `True/${StallReason.FailureBudgetExceeded}` });
   });
 
   it("says Paused", () => {

@@ -27,8 +27,14 @@ export function selectorFor(rolloutName: string): string {
   return `${LABEL_NAME}=${rolloutName}`;
 }
 
-function isReady(progress: Progress, deleting: boolean): boolean {
-  return !deleting && progress.complete === progress.desired && progress.extra === 0;
+/**
+ * Every desired pod is done and nothing above spec.replicas is left, terminating or not. A failed
+ * pod is done too (kept, never replaced) unless the failure budget stalled the rollout, so a
+ * rollout within its budget (or under action Continue) settles instead of waiting forever; the
+ * Ready message counts the failures.
+ */
+function isReady(progress: Progress, deleting: boolean, stalled: boolean): boolean {
+  return !deleting && !stalled && progress.complete + progress.failedDesired === progress.desired && progress.extra === 0 && progress.terminating === 0;
 }
 
 function notes(progress: Progress): string {
@@ -38,10 +44,17 @@ function notes(progress: Progress): string {
   return parts.length === 0 ? "" : ` (${parts.join("; ")})`;
 }
 
-function readyCondition(progress: Progress, deleting: boolean): ConditionFields {
-  const { desired, present, complete, extra } = progress;
+function readyCondition(progress: Progress, deleting: boolean, stalled: boolean): ConditionFields {
+  const { desired, present, complete, extra, terminating, failedDesired } = progress;
   if (deleting) return { status: ConditionStatus.False, reason: ReadyReason.Deleting, message: "the rollout is being deleted" };
-  if (isReady(progress, deleting)) {
+  if (isReady(progress, deleting, stalled)) {
+    if (complete < desired) {
+      return {
+        status: ConditionStatus.True,
+        reason: ReadyReason.CompleteWithFailures,
+        message: `${complete}/${desired} pods ready or succeeded, ${failedDesired} failed and kept (within spec.failurePolicy)`,
+      };
+    }
     return { status: ConditionStatus.True, reason: ReadyReason.AllReplicasReady, message: `${complete}/${desired} pods ready or succeeded` };
   }
   if (present < desired) {
@@ -54,7 +67,7 @@ function readyCondition(progress: Progress, deleting: boolean): ConditionFields 
       message: `${complete}/${desired} pods ready or succeeded${notes(progress)}`,
     };
   }
-  return { status: ConditionStatus.False, reason: ReadyReason.ScalingDown, message: `${extra} pods above spec.replicas=${desired} remain` };
+  return { status: ConditionStatus.False, reason: ReadyReason.ScalingDown, message: `${extra + terminating} pods above spec.replicas=${desired} remain (${terminating} terminating)` };
 }
 
 function progressingCondition(progress: Progress, plan: Plan, deleting: boolean): ConditionFields {
@@ -65,8 +78,9 @@ function progressingCondition(progress: Progress, plan: Plan, deleting: boolean)
   if (blocker !== undefined && (blocker.stalled || blocker.reason === ProgressingReason.Paused)) {
     return { status: ConditionStatus.False, reason: blocker.reason, message: blocker.message };
   }
-  if (isReady(progress, deleting)) {
-    return { status: ConditionStatus.False, reason: ProgressingReason.Complete, message: `all ${progress.desired} pods ready or succeeded` };
+  if (isReady(progress, deleting, false)) {
+    const failed = progress.failedDesired > 0 ? `, ${progress.failedDesired} failed and kept` : "";
+    return { status: ConditionStatus.False, reason: ProgressingReason.Complete, message: `all ${progress.desired} pods ready or succeeded${failed}` };
   }
   if (blocker !== undefined) return { status: ConditionStatus.True, reason: blocker.reason, message: blocker.message };
   if (progress.missing + progress.creating > 0) {
@@ -76,8 +90,12 @@ function progressingCondition(progress: Progress, plan: Plan, deleting: boolean)
       message: `${progress.present}/${progress.desired} pods exist; wave ${plan.wave.number} limited by ${plan.wave.limitedBy}`,
     };
   }
-  if (progress.extra > 0) {
-    return { status: ConditionStatus.True, reason: ProgressingReason.ScalingDown, message: `${progress.extra} pods above spec.replicas=${progress.desired} to delete` };
+  if (progress.extra > 0 || progress.terminating > 0) {
+    return {
+      status: ConditionStatus.True,
+      reason: ProgressingReason.ScalingDown,
+      message: `${progress.extra} pods above spec.replicas=${progress.desired} to delete, ${progress.terminating} terminating`,
+    };
   }
   // Every pod exists; what is not ready yet either will be, or failed and is kept (no more work).
   if (progress.complete + progress.failed >= progress.desired) {
@@ -111,7 +129,7 @@ export function computeStatus(input: Observation, plan: Plan, now: number): Batc
     selector: selectorFor(rollout.metadata.name),
     wave: plan.wave,
     conditions: [
-      stamp(ConditionType.Ready, readyCondition(plan.progress, deleting), previous, generation, now),
+      stamp(ConditionType.Ready, readyCondition(plan.progress, deleting, plan.blocker?.stalled === true), previous, generation, now),
       stamp(ConditionType.Progressing, progressingCondition(plan.progress, plan, deleting), previous, generation, now),
       stamp(ConditionType.Stalled, stalledCondition(plan), previous, generation, now),
     ],
