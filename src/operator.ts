@@ -69,7 +69,8 @@ export async function runOperator(config: OperatorConfig, logger: Logger, signal
   const apiServer = new ApiServerSignal({ client, logger: log, scrapeMetrics: config.apiServerMetrics });
   apiServer.attach(client);
 
-  const runControllers = async (leaderSignal: AbortSignal): Promise<void> => {
+  /** `mayWrite`: whether the Lease is fresh enough for a pod write; absent without leader election. */
+  const runControllers = async (leaderSignal: AbortSignal, mayWrite?: () => boolean): Promise<void> => {
     const rolloutsPath = resourcePath(BATCHROLLOUTS, { namespace: config.watchNamespace });
     const rollouts = new Informer<RawRollout>({ name: "batchrollouts", client, path: rolloutsPath, logger: log });
     const pods = new Informer<CachedPod>({
@@ -127,6 +128,7 @@ export async function runOperator(config: OperatorConfig, logger: Logger, signal
       ipam,
       pace,
       quotas,
+      ...(mayWrite ? { mayWrite } : {}),
     });
     const controller = new Controller({ name: CONTROLLER_NAME, queue, reconcile: reconciler.reconcile, workers: config.workers, logger: log, metrics });
 
@@ -163,7 +165,8 @@ export async function runOperator(config: OperatorConfig, logger: Logger, signal
     if (config.leaderElect) {
       const elector = new LeaderElector({ client, namespace: config.leaderElectionNamespace, name: config.leaderElectionId, identity, logger: log, metrics: new LeaderElectionMetrics(registry) });
       await elector.run(signal, {
-        onStartedLeading: (leaderSignal) => runControllers(leaderSignal).catch((err: unknown) => log.error({ err }, "controllers failed")),
+        onStartedLeading: (leaderSignal) =>
+          runControllers(leaderSignal, () => elector.leadsAt()).catch((err: unknown) => log.error({ err }, "controllers failed")),
         onStoppedLeading: () => {
           if (!signal.aborted) {
             // As controller-runtime does: a replica that lost the Lease exits, so it restarts clean.

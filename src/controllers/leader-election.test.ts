@@ -319,6 +319,23 @@ describe("LeaderElector", () => {
     await run.done;
   });
 
+  it("lets work guarded by the Lease act only while the last renewal is younger than renewDeadline (a paused process wakes unable to write)", async () => {
+    const api = new FakeLeaseApi();
+    const clock = new FakeClock();
+    const run = startElector(api, clock, "a");
+    await clock.advance(0);
+    const renewedAt = clock.now();
+    expect(run.elector.leadsAt(renewedAt)).toBe(true);
+    expect(run.elector.leadsAt(renewedAt + RENEW_DEADLINE_MS - 1)).toBe(true);
+    // As a process woken from SIGSTOP sees it before its renewal loop has run again.
+    expect(run.elector.leadsAt(renewedAt + RENEW_DEADLINE_MS)).toBe(false);
+    await clock.advance(RETRY_PERIOD_MS);
+    expect(run.elector.leadsAt(renewedAt + RENEW_DEADLINE_MS)).toBe(true);
+    run.controller.abort();
+    await run.done;
+    expect(run.elector.leadsAt(clock.now())).toBe(false);
+  });
+
   it("stops leading when renewals fail for renewDeadline, and does not release", async () => {
     const api = new FakeLeaseApi();
     const clock = new FakeClock();

@@ -156,6 +156,16 @@ export class LeaderElector {
   }
 
   /**
+   * Whether work guarded by the Lease may still act: the last renewal is younger than renewDeadline,
+   * on our own clock. A process that was paused (SIGSTOP, a long GC, a frozen VM) wakes with timers
+   * and queued writes due at once, before its renewal loop can notice; this check, made right before
+   * each write, stops them before another candidate could take the Lease (leaseDuration).
+   */
+  leadsAt(now: number = this.#clock.now()): boolean {
+    return this.#renewedAt !== undefined && now - this.#renewedAt < this.#renewDeadlineMs;
+  }
+
+  /**
    * Campaigns until it leads, leads until leadership is lost or `signal` aborts, then resolves.
    * Never throws for API errors: they are logged and retried.
    */

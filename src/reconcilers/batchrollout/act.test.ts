@@ -181,6 +181,30 @@ describe("executeWrites", () => {
     expect(requests).toHaveLength(MAX_WRITE_ATTEMPTS);
   });
 
+  it("sends no write once this replica may no longer write (its Lease went stale), counting them as not written", async () => {
+    let leading = true;
+    const { client, requests } = fakeClient(() => {
+      leading = false;
+    });
+    const expectations = new Expectations();
+    const outcome = await executeWrites({
+      client,
+      pacer: serialPacer(),
+      expectations,
+      key: KEY,
+      rollout,
+      plan: { creates: [0, 1, 2], deletes: [] },
+      templateHash: "h1",
+      podUids: new Map(),
+      signal: new AbortController().signal,
+      logger: pino({ level: "silent" }),
+      mayWrite: () => leading,
+    });
+    expect(requests).toHaveLength(1);
+    expect(outcome).toMatchObject({ created: 1, failed: 2 });
+    expect([...expectations.pending(KEY).creates]).toEqual([0]);
+  });
+
   it("deletes with the pod's UID as a precondition and keeps the delete expected until the cache shows it", async () => {
     const { result, requests, expectations } = run({ deletes: ["sim-12", "sim-11"], uids: new Map([["sim-12", "uid-12"]]) });
     expect(await result).toMatchObject({ deleted: 2, failed: 0 });

@@ -61,6 +61,8 @@ export interface ActOptions {
   podUids: ReadonlyMap<string, string | undefined>;
   signal: AbortSignal;
   logger: Logger;
+  /** Whether this replica may still write (its Lease is fresh); checked right before each write. */
+  mayWrite?: () => boolean;
 }
 
 export async function executeWrites(opts: ActOptions): Promise<WaveWriteResult> {
@@ -81,7 +83,7 @@ export async function executeWrites(opts: ActOptions): Promise<WaveWriteResult> 
       let skipped = false;
       try {
         await pacer.schedule(async () => {
-          if (signal.aborted || skip()) {
+          if (signal.aborted || skip() || opts.mayWrite?.() === false) {
             skipped = true;
             return;
           }

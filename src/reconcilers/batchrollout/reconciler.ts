@@ -51,6 +51,8 @@ export interface ReconcilerDeps extends SignalSources {
   pace?: Pick<ClusterPace, "grant" | "release" | "forget" | "record">;
   /** The namespaces' ResourceQuotas: a change ends a refusal's wait for its next probe. */
   quotas?: Pick<QuotaCache, "fingerprint">;
+  /** Whether this replica's Lease is still fresh enough to write (LeaderElector.leadsAt); absent without leader election. */
+  mayWrite?: () => boolean;
   now?: () => number;
 }
 
@@ -243,6 +245,7 @@ export class BatchRolloutReconciler {
       podUids: observed.pods.uids,
       signal,
       logger: log,
+      ...(this.#deps.mayWrite ? { mayWrite: this.#deps.mayWrite } : {}),
     });
     const seconds = ((this.#now() - started) / 1000).toFixed(1);
     const { created, existed, deleted, refused, failed } = outcome;
