@@ -144,7 +144,7 @@ export const LimitedBy = z.enum([
   "NodeCapacity", // allocatable pod slots on eligible nodes
   "Budget", // the cluster-wide write budget shared with other rollouts
   "Remaining", // fewer pods left than the wave could take
-  "MinInterval", // waiting for spec.waves.minInterval
+  "MinInterval", // no longer written: the wait for minInterval is status.wave.nextTime (kept so older objects stay valid)
   "Paused", // spec.paused
   "FailurePolicy", // too many failed pods
   "Deleting", // the rollout is being deleted
@@ -167,6 +167,10 @@ export const WaveStatus = z.object({
   limitedBy: LimitedBy,
   message: z.string().optional().describe("Why the wave has this size, in words a person can act on."),
   startTime: z.string().optional(),
+  nextTime: z
+    .string()
+    .optional()
+    .describe("While the rollout waits for spec.waves.minInterval: when the next wave may start. limitedBy and message still describe the last wave."),
 });
 
 export const SignalsStatus = z.object({

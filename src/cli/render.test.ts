@@ -31,6 +31,9 @@ describe("kubectl batchrollout's output", () => {
     const lines = explainWave(r, events, "u1");
     expect(lines[0]).toBe("sims/fleet: wave 4 at 01:00:04, creating 120 pods, bound by Scheduler");
     expect(lines).toContain("now: MinInterval: next wave in 0.4 s");
+    // What the operator writes now: the last wave's bound stays, the wait is wave.nextTime.
+    const waiting = rollout({ ...counts, observedGeneration: 1, wave: { number: 4, size: 120, limitedBy: "Scheduler", nextTime: "2026-12-07T01:00:05.000Z" } });
+    expect(explainWave(waiting, events, "u1")).toContain("now: waiting spec.waves.minInterval; the next wave may start at 01:00:05");
     expect(lines.join("\n")).toContain("scheduler: 12 pods wait to be scheduled (max 500, scope Rollout)");
     expect(lines.join("\n")).toContain("raise spec.guards.scheduler.maxPending");
   });

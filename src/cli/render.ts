@@ -165,7 +165,9 @@ export function explainWave(r: RolloutView, events: readonly EventView[], uid: s
     const todo = WHAT_TO_DO[last.limitedBy];
     if (todo) lines.push(`  what bound it: ${todo}`);
   }
-  if (wave) {
+  if (wave?.nextTime) {
+    lines.push(`now: waiting spec.waves.minInterval; the next wave may start at ${wave.nextTime.slice(11, 19)}`);
+  } else if (wave) {
     lines.push(`now: ${wave.limitedBy}${wave.message ? `: ${wave.message}` : ""}`);
     const todo = WHAT_TO_DO[wave.limitedBy];
     if (todo && wave.limitedBy !== last?.limitedBy) lines.push(`  what to do: ${todo}`);

@@ -267,7 +267,8 @@ describe("plan: minInterval", () => {
     const result = plan(input({ pods: pods(0, 5), spec: { waves: { minInterval: "1s" } }, status: status({ wave: waveStatus(1, 300) }) }));
     expect(result.creates).toEqual([]);
     expect(result.requeueAfterMs).toBe(700);
-    expect(result.wave).toMatchObject({ number: 1, limitedBy: "MinInterval", message: "waiting spec.waves.minInterval (1s) since wave 1 started" });
+    // The last wave's bound stays visible; the wait is when the next may start.
+    expect(result.wave).toEqual({ ...waveStatus(1, 300), nextTime: new Date(NOW + 700).toISOString() });
     expect(result.events).toEqual([]);
   });
 
@@ -496,7 +497,7 @@ describe("plan: finalizer and deletion", () => {
     const early = plan(input({ deletionTimestamp, spec, pods: pods(0, 6), status: status({ wave: waveStatus(3, 200) }) }));
     expect(early.deletes).toEqual([]);
     expect(early.requeueAfterMs).toBe(MAX_DELETION_WAVE_INTERVAL_MS - 200);
-    expect(early.wave.message).toBe("waiting between deletion waves since wave 3 started");
+    expect(early.wave.nextTime).toBe(new Date(NOW + MAX_DELETION_WAVE_INTERVAL_MS - 200).toISOString());
     const due = plan(input({ deletionTimestamp, spec, pods: pods(0, 6), status: status({ wave: waveStatus(3, MAX_DELETION_WAVE_INTERVAL_MS) }) }));
     expect(due.deletes).toEqual(names([5, 4, 3, 2, 1]));
     // A scale-down keeps the user's pace.

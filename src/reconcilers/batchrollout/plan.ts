@@ -29,8 +29,9 @@ import type { CreateHold } from "./refusal.ts";
  *       what stops a double create or a double delete, and the next wave takes the ordinals after;
  *     - spec.waves.minInterval has passed since status.wave.startTime (while the rollout is being
  *       deleted, at most MAX_DELETION_WAVE_INTERVAL_MS); otherwise the plan asks to be requeued
- *       after the rest of the interval and records limitedBy MinInterval. A startTime in the future
- *       (clock skew between leaders) waits at most one interval.
+ *       after the rest of the interval and records when in wave.nextTime, keeping the last wave's
+ *       limitedBy and message (what bounded it stays visible between waves). A startTime in the
+ *       future (clock skew between leaders) waits at most one interval.
  *   Guards that protect pod placement (Scheduler, Kubelet, IPAM, NodeCapacity) bound creates only: deleting
  *   pods relieves them, so deletes never drop below the floor size (waves.minSize, or initialSize
  *   for Fixed). Guards on the API server (ApiServer, Latency, Rate, Budget) bound deletes as well.
@@ -276,7 +277,8 @@ export function plan(input: PlanInput): Plan {
   };
   /** No wave this round: keep the wave's number and start, say why nothing moves. */
   const idle = (limitedBy: LimitedBy, message: string | undefined) => {
-    result.wave = { ...previous, size: 0, limitedBy };
+    const { nextTime: _waited, ...last } = previous;
+    result.wave = { ...last, size: 0, limitedBy };
     if (message === undefined) delete result.wave.message;
     else result.wave.message = message;
   };
@@ -327,13 +329,7 @@ export function plan(input: PlanInput): Plan {
   const gate = waveGate(rollout, input.now);
   if (!gate.open) {
     result.requeueAfterMs = minRequeue(result.requeueAfterMs, gate.waitMs);
-    result.wave = {
-      ...previous,
-      limitedBy: "MinInterval",
-      message: deleting
-        ? `waiting between deletion waves since wave ${previous.number} started`
-        : `waiting spec.waves.minInterval (${rollout.spec.waves.minInterval}) since wave ${previous.number} started`,
-    };
+    result.wave = { ...previous, nextTime: new Date(input.now + gate.waitMs).toISOString() };
     return result;
   }
 
