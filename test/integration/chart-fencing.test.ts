@@ -1,11 +1,10 @@
 import { readFileSync, rmSync } from "node:fs";
-import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ACQUIRE_JITTER_FACTOR, LEASE_DURATION_MS, RETRY_PERIOD_MS } from "../../src/controllers/leader-election.ts";
 import { LEASES, resourcePath } from "../../src/kube/resources.ts";
 import { OPERATOR_NAMESPACE } from "../cluster/layout.ts";
 import { createRollout, rolloutPath, seconds, useTestBed, waitForReady } from "./support/batchrollout.ts";
-import { IMAGE_BUILD_TIMEOUT_MS, buildImage, serviceAccountVolume, startImageOperator, type ChartOperator, type ImageBuild } from "./support/chart-operator.ts";
+import { IMAGE_BUILD_TIMEOUT_MS, buildImage, serviceAccountVolume, startImageOperator, type ChartOperator, type ImageBuild, leads } from "./support/chart-operator.ts";
 import { eventually } from "./support/cluster.ts";
 
 // A leader that cannot renew must stop writing before another can hold the Lease. A paused process
@@ -28,11 +27,6 @@ const WATCH_AFTER_RESUME_MS = 5_000;
 const SLACK_MS = 4_000;
 const TAKEOVER_WITHIN_MS = LEASE_DURATION_MS + RETRY_PERIOD_MS * (1 + ACQUIRE_JITTER_FACTOR) + SLACK_MS;
 const READY_TIMEOUT_MS = 60_000;
-
-async function leads(op: ChartOperator, lease: string): Promise<boolean> {
-  const text = await (await request(`http://127.0.0.1:${op.metricsPort}/metrics`)).body.text();
-  return text.includes(`leader_election_master_status{name="${lease}"} 1`);
-}
 
 describe("a leader paused past its Lease", () => {
   const bed = useTestBed();

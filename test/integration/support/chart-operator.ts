@@ -5,6 +5,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
+import { request } from "undici";
 import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, REPO_ROOT, paths } from "../../cluster/layout.ts";
 import { find, renderChart } from "../../chart/render.ts";
 import { cluster } from "./cluster.ts";
@@ -179,4 +180,10 @@ export async function runHelmTestHook(rootfs: string, saDir: string, set: string
     env: { ...process.env, KUBERNETES_SERVICE_HOST: server.hostname, KUBERNETES_SERVICE_PORT: server.port },
   });
   return stdout.trim();
+}
+
+/** Whether the operator reports holding the Lease (leader_election_master_status on its /metrics). */
+export async function leads(op: ChartOperator, lease: string): Promise<boolean> {
+  const text = await (await request(`http://127.0.0.1:${op.metricsPort}/metrics`)).body.text();
+  return text.includes(`leader_election_master_status{name="${lease}"} 1`);
 }
