@@ -18,11 +18,9 @@ import type { KubeClient } from "../kube/client.ts";
 import { isAlreadyExists, isConflict, isNotFound } from "../kube/errors.ts";
 import { LEASES, resourcePath } from "../kube/resources.ts";
 import type { LeaderElectionMetrics } from "./metrics.ts";
-import type { Clock } from "./rate-limiter.ts";
-import { timerDelay } from "./timer-delay.ts";
-import { defaultIdentity, formatMicroTime, parseMicroTime, recordOf, type Lease, type LeaseSpec } from "./lease.ts";
+import { defaultIdentity, formatMicroTime, parseMicroTime, realElectionClock, recordOf, type Lease, type LeaderElectionClock, type LeaseSpec } from "./lease.ts";
 
-export { defaultIdentity, formatMicroTime, parseMicroTime, type Lease, type LeaseSpec } from "./lease.ts";
+export { defaultIdentity, formatMicroTime, parseMicroTime, realElectionClock, type Lease, type LeaderElectionClock, type LeaseSpec } from "./lease.ts";
 
 /** How long a Lease stays valid after its last renewal (client-go's LeaseDuration default). */
 export const LEASE_DURATION_MS = 15_000;
@@ -40,33 +38,6 @@ export const RELEASED_LEASE_DURATION_S = 1;
  */
 export const LEADER_DRAIN_TIMEOUT_MS = 30_000;
 
-/** Time and waiting, injected so tests can drive the election without real time. */
-export interface LeaderElectionClock extends Clock {
-  /** Resolves after `ms`, or as soon as the signal aborts; never rejects. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-}
-
-/**
- * Wall-clock time and ordinary timers. The timers are deliberately not unref'd: a standby waiting
- * for the Lease has nothing else keeping the process alive.
- */
-export const realElectionClock: LeaderElectionClock = {
-  now: () => Date.now(),
-  sleep(ms, signal) {
-    return new Promise((resolve) => {
-      if (signal?.aborted) return resolve();
-      const onAbort = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, timerDelay(ms));
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
-  },
-};
 
 export interface LeaderCallbacks {
   /**
@@ -156,10 +127,9 @@ export class LeaderElector {
   }
 
   /**
-   * Whether work guarded by the Lease may still act: the last renewal is younger than renewDeadline,
-   * on our own clock. A process that was paused (SIGSTOP, a long GC, a frozen VM) wakes with timers
-   * and queued writes due at once, before its renewal loop can notice; this check, made right before
-   * each write, stops them before another candidate could take the Lease (leaseDuration).
+   * Whether work guarded by the Lease may act: the last renewal is younger than renewDeadline on our
+   * clock. A process woken from a pause (SIGSTOP, a frozen VM) has writes due before its renewal
+   * loop runs; checked before each write, this stops them before another candidate may lead.
    */
   leadsAt(now: number = this.#clock.now()): boolean {
     return this.#renewedAt !== undefined && now - this.#renewedAt < this.#renewDeadlineMs;

@@ -1,7 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
+import type { Clock } from "./rate-limiter.ts";
+import { timerDelay } from "./timer-delay.ts";
 
-// The coordination.k8s.io/v1 Lease as leader election reads and writes it, and its time format.
+// The coordination.k8s.io/v1 Lease as leader election reads and writes it, its time format, and
+// the clock leader election waits on.
 
 export interface LeaseSpec {
   holderIdentity?: string;
@@ -41,3 +44,31 @@ export function recordOf(lease: Lease): string {
   const s = lease.spec ?? {};
   return JSON.stringify([s.holderIdentity ?? "", s.leaseDurationSeconds ?? 0, s.acquireTime ?? "", s.renewTime ?? "", s.leaseTransitions ?? 0]);
 }
+
+/** Time and waiting, injected so tests can drive the election without real time. */
+export interface LeaderElectionClock extends Clock {
+  /** Resolves after `ms`, or as soon as the signal aborts; never rejects. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+/**
+ * Wall-clock time and ordinary timers. The timers are deliberately not unref'd: a standby waiting
+ * for the Lease has nothing else keeping the process alive.
+ */
+export const realElectionClock: LeaderElectionClock = {
+  now: () => Date.now(),
+  sleep(ms, signal) {
+    return new Promise((resolve) => {
+      if (signal?.aborted) return resolve();
+      const onAbort = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }, timerDelay(ms));
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  },
+};
