@@ -1,5 +1,5 @@
 // The numbers that shape the wave sizer, each with the reason for its value. The rules that use them
-// are in docs/architecture.md, "The wave sizer"; the benchmark runs behind them are in bench/HISTORY.md.
+// are in docs/architecture.md, "The wave sizer".
 
 // ---- loss (rule 1) ----
 
@@ -20,7 +20,7 @@ export const GRADIENT_TOLERANCE = 1.25;
  * spec.guards.apiServer.latencyTarget: p90 up to baseline + this × target counts as no queueing
  * (LEDBAT's fixed target delay, scaled by the SLO). The SLO says how much waiting callers accept;
  * the baseline is waiting they get anyway; reading total latency against the SLO left a slow server
- * almost no room for our own queue (bench/HISTORY.md, 2026-11-23 06:42).
+ * almost no room for our own queue.
  */
 export const QUEUEING_ALLOWANCE_SHARE = 0.25;
 /**
