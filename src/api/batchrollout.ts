@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { Duration } from "./duration.ts";
-import { WAVE_RULES, reservedTemplateLabelsRule, withRules } from "./crd-rules.ts";
+import { UPDATE_STRATEGY_RULES, WAVE_RULES, reservedTemplateLabelsRule, withRules } from "./crd-rules.ts";
 
 // The BatchRollout API, batchrollout.dev/v1alpha1. These schemas are the one source of truth:
 // TypeScript types are inferred from them and the CRD in crds/ is generated from them
@@ -93,6 +93,40 @@ export const FailurePolicy = z
   })
   .describe("Failed pods are kept for inspection and never replaced; this says when to stop creating more.");
 
+export const UpdateStrategyType = z.enum(["RollingRecreate", "OnDelete"]);
+export const UpdateOrder = z.enum(["HighestFirst", "LowestFirst"]);
+
+/** A count of pods from 1, or a percentage of spec.replicas from "1%" to "100%". */
+export const PositiveIntOrPercent = z.union([
+  z.int().min(1).max(MAX_REPLICAS),
+  z.string().regex(/^(100|[1-9][0-9]?)%$/, 'must be a count from 1 or a percentage from "1%" to "100%", such as "25%"'),
+]);
+
+/**
+ * What happens to running pods when spec.template changes. The default follows Deployment and
+ * StatefulSet: a GitOps user who changes the image expects the fleet to follow (README, "Updates").
+ */
+export const UpdateStrategy = withRules(
+  z
+    .object({
+      type: UpdateStrategyType.default("RollingRecreate").describe(
+        "RollingRecreate replaces pods on an older template in paced waves (delete, then create the same ordinal from the current template); OnDelete leaves running pods alone and only new pods use the current template.",
+      ),
+      maxUnavailable: PositiveIntOrPercent.default("25%").describe(
+        "Most pods of ordinals 0..replicas-1 not Ready at once (missing, terminating, starting or failed, old and new together) that an update may cause; a percentage of spec.replicas, rounded down, at least 1. RollingRecreate only.",
+      ),
+      partition: z
+        .int()
+        .min(0)
+        .max(MAX_REPLICAS)
+        .default(0)
+        .describe("Ordinals below it keep their template, as StatefulSet's partition: lower it step by step for a canary by hand. RollingRecreate only."),
+      order: UpdateOrder.default("HighestFirst").describe("Which ordinals an update replaces first (StatefulSet goes highest first). RollingRecreate only."),
+    })
+    .describe("How pods follow a change of spec.template."),
+  UPDATE_STRATEGY_RULES,
+);
+
 const StringMap = z.record(z.string(), z.string());
 
 /**
@@ -114,7 +148,7 @@ export const PodTemplate = withRules(
         })
         .describe("A core/v1 PodSpec, checked in full by the API server when a pod is created."),
     })
-    .describe("The template of every pod. Changing it affects pods created afterwards; existing pods are kept."),
+    .describe("The template of every pod. How running pods follow a change is spec.updateStrategy."),
   [reservedTemplateLabelsRule(`${GROUP}/`)],
 );
 
@@ -126,6 +160,7 @@ export const BatchRolloutSpec = z.object({
   waves: Waves.prefault({}),
   guards: Guards.prefault({}).describe("Cluster signals that bound each wave."),
   failurePolicy: FailurePolicy.prefault({}),
+  updateStrategy: UpdateStrategy.prefault({}),
 });
 
 // ---- status ----
@@ -150,6 +185,7 @@ export const LimitedBy = z.enum([
   "Deleting", // the rollout is being deleted
   "TemplateRejected", // the API server refused a pod from the current spec as invalid
   "CreateRefused", // the API server refused to create pods: a quota, Pod Security, an admission webhook
+  "MaxUnavailable", // an update may not take more pods out of service (spec.updateStrategy.maxUnavailable)
 ]);
 
 export const Condition = z.object({
@@ -219,13 +255,24 @@ export const SignalsStatus = z.object({
 export const BatchRolloutStatus = z.object({
   observedGeneration: z.int().min(0).optional().describe("The metadata.generation this status describes."),
   replicas: Count.default(0).describe("Pods of this rollout that exist and are not being deleted."),
-  updatedReplicas: Count.default(0).describe("Of those, pods created from the current template."),
+  updatedReplicas: Count.default(0).describe("Of those, pods created from the current template (updateTemplateHash)."),
+  updatedReadyReplicas: Count.default(0).describe("Of those, pods on the current template whose Ready condition is True."),
   scheduledReplicas: Count.default(0).describe("Of those, pods bound to a node."),
   runningReplicas: Count.default(0).describe("Of those, pods in phase Running."),
   readyReplicas: Count.default(0).describe("Of those, pods whose Ready condition is True."),
   succeededReplicas: Count.default(0).describe("Of those, pods in phase Succeeded."),
   failedReplicas: Count.default(0).describe("Of those, pods in phase Failed; they are kept and not replaced."),
   selector: z.string().optional().describe("Label selector of the pods, for the scale subresource."),
+  updateTemplateHash: z
+    .string()
+    .optional()
+    .describe("Hash of spec.template, as the batchrollout.dev/template-hash label of the pods created from it (StatefulSet's updateRevision)."),
+  currentTemplateHash: z
+    .string()
+    .optional()
+    .describe(
+      "The template hash most pods of ordinals 0..replicas-1 not yet on updateTemplateHash carry; equal to updateTemplateHash once every such pod runs it (StatefulSet's currentRevision). With a partition it stays on the old hash while pods below the partition keep it.",
+    ),
   wave: WaveStatus.optional(),
   signals: SignalsStatus.optional(),
   conditions: z
@@ -266,4 +313,5 @@ export type SignalsStatus = z.infer<typeof SignalsStatus>;
 export type LimitedBy = z.infer<typeof LimitedBy>;
 export type WaveStrategy = z.infer<typeof WaveStrategy>;
 export type IpamProvider = z.infer<typeof IpamProvider>;
+export type UpdateStrategy = z.infer<typeof UpdateStrategy>;
 export type SchedulerScope = z.infer<typeof SchedulerScope>;

@@ -109,6 +109,29 @@ export const WAVE_RULES: readonly CrossFieldRule<Waves>[] = [
   },
 ];
 
+interface UpdateStrategyFields {
+  type: string;
+  partition: number;
+}
+
+const ROLLING_RECREATE = "RollingRecreate";
+
+/**
+ * A partition only means something to RollingRecreate: under OnDelete a non-zero partition would
+ * read as a promise (ordinals below it stay old) that nothing keeps. maxUnavailable and order have
+ * defaults the API server fills in, so they cannot tell "set" from "defaulted" and are ignored
+ * under OnDelete instead of rejected.
+ */
+export const UPDATE_STRATEGY_RULES: readonly CrossFieldRule<UpdateStrategyFields>[] = [
+  {
+    rule: `self.type == '${ROLLING_RECREATE}' || self.partition == 0`,
+    message: `spec.updateStrategy.partition applies to type ${ROLLING_RECREATE} only`,
+    fieldPath: ".partition",
+    reason: "FieldValueForbidden",
+    violated: (u) => u.type !== ROLLING_RECREATE && u.partition !== 0,
+  },
+];
+
 interface TemplateLabels {
   metadata?: { labels?: Record<string, string> | undefined } | undefined;
 }

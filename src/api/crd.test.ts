@@ -5,7 +5,7 @@ import { parse } from "yaml";
 import { BatchRolloutSpec, GROUP, MAX_REPLICAS, PodTemplate, Waves } from "./batchrollout.ts";
 import { CHART_CRD_FILE, CRD_FILE, CRD_NAME, buildCrd, buildOpenApiSchema, renderCrdYaml } from "./crd.ts";
 import { type JsonSchema, celValidations } from "./structural-schema.ts";
-import { NAME_RULE, WAVE_RULES, describeSpecIssues, reservedTemplateLabelsRule } from "./crd-rules.ts";
+import { NAME_RULE, UPDATE_STRATEGY_RULES, WAVE_RULES, describeSpecIssues, reservedTemplateLabelsRule } from "./crd-rules.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 
@@ -84,11 +84,12 @@ describe("CustomResourceDefinition", () => {
     });
   });
 
-  it("prints Desired, Created, Running, Wave, Limited-By, Ready and Age", () => {
+  it("prints Desired, Created, Updated, Running, Wave, Limited-By, Ready and Age", () => {
     const columns = Object.fromEntries((version?.additionalPrinterColumns ?? []).map((c) => [c.name, c.jsonPath]));
     expect(columns).toMatchObject({
       Desired: ".spec.replicas",
       Created: ".status.replicas",
+      Updated: ".status.updatedReplicas",
       Running: ".status.runningReplicas",
       Wave: ".status.wave.number",
       "Limited-By": ".status.wave.limitedBy",
@@ -181,6 +182,7 @@ describe("cross-field rules", () => {
     const byPath = (path: string) => rules.filter((r) => r.path === path).map((r) => r.validation.rule);
     expect(byPath(".spec.waves")).toEqual(WAVE_RULES.map((r) => r.rule));
     expect(byPath(".spec.template")).toEqual([reservedTemplateLabelsRule(`${GROUP}/`).rule]);
+    expect(byPath(".spec.updateStrategy")).toEqual(UPDATE_STRATEGY_RULES.map((r) => r.rule));
     expect(byPath("")).toEqual([NAME_RULE.rule]);
   });
 
@@ -188,7 +190,8 @@ describe("cross-field rules", () => {
     for (const { path, validation } of rules) {
       const node = allNodes.find((n) => n.path === path)?.schema;
       expect(node, path).toBeDefined();
-      if (path.endsWith("reserve")) continue; // the int-or-string rule is about the field itself
+      // An int-or-string rule (reserve, maxUnavailable) is about the field itself.
+      if (path.endsWith("reserve") || path.endsWith("maxUnavailable")) continue;
       if (path === "") {
         // At the root, where CEL may read metadata.name; metadata has no schema for a fieldPath.
         expect(validation.message).toMatch(/^metadata\.name /);
@@ -214,6 +217,7 @@ describe("BatchRolloutSpec (zod)", () => {
     expect(spec.guards.ipam.reserve).toBe("5%");
     expect(spec.failurePolicy).toEqual({ maxFailedPods: 50, action: "Pause" });
     expect(spec.paused).toBe(false);
+    expect(spec.updateStrategy).toEqual({ type: "RollingRecreate", maxUnavailable: "25%", partition: 0, order: "HighestFirst" });
   });
 
   it("keeps pod spec fields it does not declare", () => {
@@ -234,6 +238,10 @@ describe("BatchRolloutSpec (zod)", () => {
     ["an unknown strategy", { replicas: 1, template, waves: { strategy: "Linear" } }, 'spec.waves.strategy: Invalid option: expected one of "Adaptive"|"Fixed"'],
     ["an unknown failure action", { replicas: 1, template, failurePolicy: { action: "Retry" } }, "spec.failurePolicy.action: "],
     ["a malformed minInterval", { replicas: 1, template, waves: { minInterval: "1 sec" } }, "spec.waves.minInterval: must be a duration"],
+    ["maxUnavailable 0", { replicas: 1, template, updateStrategy: { maxUnavailable: 0 } }, "spec.updateStrategy.maxUnavailable: "],
+    ["maxUnavailable 0%", { replicas: 1, template, updateStrategy: { maxUnavailable: "0%" } }, "spec.updateStrategy.maxUnavailable: "],
+    ["a negative partition", { replicas: 1, template, updateStrategy: { partition: -1 } }, "spec.updateStrategy.partition: "],
+    ["a partition under OnDelete", { replicas: 1, template, updateStrategy: { type: "OnDelete", partition: 3 } }, "spec.updateStrategy.partition applies to type RollingRecreate only"],
     ["a reserve above 100%", { replicas: 1, template, guards: { ipam: { reserve: "150%" } } }, "spec.guards.ipam.reserve: "],
     ["a negative reserve", { replicas: 1, template, guards: { ipam: { reserve: -1 } } }, "spec.guards.ipam.reserve: "],
     [

@@ -59,6 +59,7 @@ interface PrinterColumn {
 export const PRINTER_COLUMNS: readonly PrinterColumn[] = [
   { name: "Desired", type: "integer", jsonPath: ".spec.replicas", description: "Pods to run." },
   { name: "Created", type: "integer", jsonPath: ".status.replicas", description: "Pods that exist." },
+  { name: "Updated", type: "integer", jsonPath: ".status.updatedReplicas", description: "Pods on the current template." },
   { name: "Running", type: "integer", jsonPath: ".status.runningReplicas", description: "Pods in phase Running." },
   { name: "Failed", type: "integer", jsonPath: ".status.failedReplicas", description: "Failed pods, kept.", priority: 1 },
   { name: "Wave", type: "integer", jsonPath: ".status.wave.number", description: "Waves started so far." },
