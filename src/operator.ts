@@ -1,4 +1,3 @@
-import type { Server } from "node:http";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import type { Logger } from "pino";
 import { LABEL_NAME } from "./api/batchrollout.ts";
@@ -25,6 +24,7 @@ import { podEventHandlers } from "./reconcilers/batchrollout/pod-events.ts";
 import { QuotaCache } from "./reconcilers/batchrollout/quotas.ts";
 import { BATCHROLLOUTS, BatchRolloutReconciler, type RawRollout } from "./reconcilers/batchrollout/reconciler.ts";
 import { startHttpServer } from "./telemetry/http-server.ts";
+import { startMetricsServer } from "./telemetry/metrics-server.ts";
 import { RolloutMetrics } from "./telemetry/rollout-metrics.ts";
 
 // Wiring: informers → handlers that only enqueue keys → workqueue → controller workers →
@@ -49,8 +49,11 @@ export async function runOperator(config: OperatorConfig, logger: Logger, signal
   const log = logger.child({ identity });
   let running: Running | undefined;
 
-  const servers: Server[] = [];
-  if (config.metricsPort > 0) servers.push(await startHttpServer({ port: config.metricsPort, host: config.bindAddress, logger: log, registry }));
+  const servers: { close(): unknown }[] = [];
+  if (config.metricsPort > 0) {
+    const { metricsPort: port, bindAddress: host, metricsSecure: secure, metricsCertDir: certDir } = config;
+    servers.push(await startMetricsServer({ port, host, secure, certDir, client, registry, logger: log }));
+  }
   if (config.healthPort > 0) {
     servers.push(
       await startHttpServer({

@@ -3,11 +3,34 @@ import { z } from "zod";
 // The operator's configuration: command-line flags, each with an environment variable
 // (BATCHROLLOUT_<FLAG_IN_UPPER_SNAKE_CASE>) for the Helm chart. The flag wins over the variable.
 
-export const OperatorConfig = z.object({
+/** /metrics over HTTPS behind TokenReview and SubjectAccessReview: kubebuilder's port for it. */
+export const METRICS_SECURE_PORT = 8443;
+/** /metrics over plain HTTP: controller-runtime's port before it went secure. */
+export const METRICS_PLAIN_PORT = 8080;
+
+const OperatorFlags = z.object({
   kubeconfig: z.string().optional().describe("kubeconfig file; default: KUBECONFIG, ~/.kube/config or in-cluster"),
   watchNamespace: z.string().optional().describe("Namespace to watch; default: all namespaces"),
   workers: z.coerce.number().int().min(1).max(64).default(4).describe("Rollouts reconciled in parallel"),
-  metricsPort: z.coerce.number().int().min(0).max(65535).default(8080).describe("Port of /metrics (0 = off)"),
+  metricsPort: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(65535)
+    .optional()
+    .describe(`Port of /metrics (0 = off); default ${METRICS_SECURE_PORT} with --metrics-secure, ${METRICS_PLAIN_PORT} without`),
+  metricsSecure: z
+    .enum(["true", "false"])
+    .default("true")
+    .transform((v) => v === "true")
+    .describe(
+      "Serve /metrics over HTTPS to bearer tokens allowed to get /metrics (TokenReview, SubjectAccessReview); false: plain HTTP, no authentication",
+    ),
+  metricsCertDir: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("Directory holding tls.crt and tls.key for /metrics (e.g. a cert-manager Secret), re-read when they change; default: a self-signed certificate made at start"),
   healthPort: z.coerce.number().int().min(0).max(65535).default(8081).describe("Port of /healthz and /readyz (0 = off)"),
   bindAddress: z.string().default("0.0.0.0").describe("Address the metrics and health servers listen on"),
   leaderElect: z
@@ -31,7 +54,13 @@ export const OperatorConfig = z.object({
     .describe("Scrape kube-apiserver /metrics for the APF guardrail when RBAC allows"),
 });
 
-export type OperatorConfig = z.infer<typeof OperatorConfig>;
+/** The flags, validated, with the defaults that depend on other flags filled in. */
+export const OperatorConfig = OperatorFlags.superRefine((c, ctx) => {
+  // A certificate given for plain HTTP would be silently unused: say so instead.
+  if (c.metricsCertDir !== undefined && !c.metricsSecure) ctx.addIssue({ code: "custom", path: ["metricsCertDir"], message: "needs --metrics-secure=true (plain HTTP serves no certificate)" });
+}).transform((c) => ({ ...c, metricsPort: c.metricsPort ?? (c.metricsSecure ? METRICS_SECURE_PORT : METRICS_PLAIN_PORT) }));
+
+export type OperatorConfig = z.output<typeof OperatorConfig>;
 
 const toEnvName = (flag: string) => `BATCHROLLOUT_${flag.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 const toFlagName = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -41,7 +70,7 @@ const toFlagName = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCa
  * invalid values fail with a message naming the flag, so a typo never silently takes a default.
  */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorConfig {
-  const keys = Object.keys(OperatorConfig.shape);
+  const keys = Object.keys(OperatorFlags.shape);
   const byFlag = new Map(keys.map((k) => [toFlagName(k), k]));
   const raw: Record<string, string> = {};
   for (const key of keys) {
@@ -70,7 +99,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorConf
 }
 
 export function configUsage(): string {
-  return Object.entries(OperatorConfig.shape)
+  return Object.entries(OperatorFlags.shape)
     .map(([key, schema]) => `  --${toFlagName(key).padEnd(28)} ${schema.description ?? ""} [${toEnvName(key)}]`)
     .join("\n");
 }

@@ -1,4 +1,5 @@
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createTlsServer, type Server as TlsServer } from "node:https";
 import type { Registry } from "prom-client";
 import type { Logger } from "pino";
 import type { MetricsAuthorizer } from "./metrics-auth.ts";
@@ -19,8 +20,10 @@ export function startHttpServer(opts: {
   probes?: Probes;
   /** Set: /metrics answers only authenticated, authorized scrapers (probes stay open). Unset: plain. */
   metricsAuth?: Pick<MetricsAuthorizer, "authorize">;
-}): Promise<Server> {
-  const server = createServer((req, res) => {
+  /** Set: HTTPS with this PEM certificate and key (swap them later with setSecureContext). Unset: HTTP. */
+  tls?: { cert: string; key: string };
+}): Promise<Server | TlsServer> {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/metrics" && opts.registry) {
       const registry = opts.registry;
@@ -55,12 +58,14 @@ export function startHttpServer(opts: {
     }
     res.writeHead(404);
     res.end();
-  });
+  };
+  const server = opts.tls ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, handle) : createServer(handle);
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.host, () => {
       const address = server.address();
-      opts.logger.info({ address }, "serving http");
+      const paths = [...(opts.registry ? ["/metrics"] : []), ...(opts.probes ? ["/healthz", "/readyz"] : [])];
+      opts.logger.info({ address, paths, authenticated: opts.metricsAuth !== undefined }, opts.tls ? "serving https" : "serving http");
       resolve(server);
     });
   });
