@@ -6,7 +6,8 @@ import { describe, expect, it } from "vitest";
 import { CHART_DIR, find, helmBinary, renderChart, type Manifest } from "./render.ts";
 
 // The chart's values and what they render: a strict schema, the keys users expect, ports that
-// follow the flag, the optional parts off by default and all of them together.
+// follow the flag, the optional parts off by default and all of them together
+// (metrics.test.ts: what secure metrics add).
 
 const execFileAsync = promisify(execFile);
 const ALL_OPTIONS = join(CHART_DIR, "ci/all-options-values.yaml");
@@ -44,6 +45,11 @@ describe("values.schema.json", () => {
     expect(await renderError(["replica=2"])).toMatch(/additional properties 'replica' not allowed/);
     expect(await renderError(["metrics.prot=9090"])).toMatch(/additional properties 'prot' not allowed/);
     expect(await renderError(["extraArgs[0]=--metrics-port=9090"])).toMatch(/extraArgs\/0/);
+    expect(await renderError(["extraArgs[0]=--metrics-secure=false"])).toMatch(/extraArgs\/0/);
+    expect(await renderError(["extraArgs[0]=--metrics-cert-dir=/certs"])).toMatch(/extraArgs\/0/);
+    expect(await renderError(["metrics.port=0"])).toMatch(/metrics\/port/);
+    expect(await renderError(["metrics.secure=no"])).toMatch(/metrics\/secure/);
+    expect(await renderError(["metrics.secure=false", "metrics.certSecret=tls"])).toMatch(/metrics.certSecret needs metrics.secure=true/);
     expect(await renderError(["image.digest=latest"])).toMatch(/image\/digest/);
   });
 
@@ -63,13 +69,22 @@ describe("the rendered chart", () => {
     expect(find(await renderChart({ set: ["replicas=1"] }), "PodDisruptionBudget")).toBeUndefined();
   });
 
-  it("derives --metrics-port, the container port and the Service port from one value", async () => {
-    const manifests = await renderChart({ set: ["metrics.port=9090", "health.port=9091", "metrics.service.enabled=true"] });
+  it.each([
+    { set: [], port: 8443, secure: true },
+    { set: ["metrics.secure=false"], port: 8080, secure: false },
+    { set: ["metrics.port=9090"], port: 9090, secure: true },
+    { set: ["metrics.secure=false", "metrics.port=9090"], port: 9090, secure: false },
+    { set: ["metrics.secure=true", "metrics.port=8080"], port: 8080, secure: true },
+  ])("derives --metrics-port, the container, Service and ServiceMonitor ports and the scheme from $set", async ({ set, port, secure }) => {
+    const manifests = await renderChart({ set: [...set, "health.port=9091", "metrics.service.enabled=true", "metrics.serviceMonitor.enabled=true"] });
     const operator = operatorOf(manifests);
-    expect(operator.args).toEqual(expect.arrayContaining(["--metrics-port=9090", "--health-port=9091"]));
-    expect(operator.ports).toEqual([{ name: "metrics", containerPort: 9090 }, { name: "health", containerPort: 9091 }]);
-    const service = find(manifests, "Service") as Manifest & { spec: { ports: { port: number; targetPort: string }[] } };
-    expect(service.spec.ports).toEqual([{ name: "metrics", port: 9090, targetPort: "metrics" }]);
+    expect(operator.args).toEqual(expect.arrayContaining([`--metrics-secure=${secure}`, `--metrics-port=${port}`, "--health-port=9091"]));
+    expect(operator.args.filter((a) => a.startsWith("--metrics-port="))).toHaveLength(1);
+    expect(operator.ports).toEqual([{ name: "metrics", containerPort: port }, { name: "health", containerPort: 9091 }]);
+    const service = find(manifests, "Service") as Manifest & { spec: { ports: { name: string; port: number; targetPort: string }[] } };
+    expect(service.spec.ports).toEqual([{ name: "metrics", port, targetPort: "metrics" }]);
+    const monitor = find(manifests, "ServiceMonitor") as Manifest & { spec: { endpoints: { port: string; scheme: string }[] } };
+    expect(monitor.spec.endpoints).toMatchObject([{ port: "metrics", path: "/metrics", scheme: secure ? "https" : "http" }]);
   });
 
   it("honours the common keys", async () => {

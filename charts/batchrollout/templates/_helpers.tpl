@@ -56,11 +56,28 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - --workers={{ .Values.workers }}
 - --log-level={{ .Values.logLevel }}
 - --api-server-metrics={{ .Values.apiServerMetrics }}
-- --metrics-port={{ .Values.metrics.port }}
+- --metrics-secure={{ .Values.metrics.secure }}
+- --metrics-port={{ include "batchrollout.metricsPort" . }}
+{{- if .Values.metrics.certSecret }}
+- --metrics-cert-dir={{ include "batchrollout.metricsCertDir" . }}
+{{- end }}
 - --health-port={{ .Values.health.port }}
 {{- range .Values.extraArgs }}
 - {{ . }}
 {{- end }}
+{{- end -}}
+
+{{/* One port for the flag, the container, the Service: the operator's own default when unset. */}}
+{{- define "batchrollout.metricsPort" -}}
+{{- if and .Values.metrics.certSecret (not .Values.metrics.secure) -}}
+{{- fail "metrics.certSecret needs metrics.secure=true: plain HTTP serves no certificate" -}}
+{{- end -}}
+{{- .Values.metrics.port | default (ternary 8443 8080 .Values.metrics.secure) -}}
+{{- end -}}
+
+{{/* Where metrics.certSecret is mounted: controller-runtime's default metrics certificate directory. */}}
+{{- define "batchrollout.metricsCertDir" -}}
+/tmp/k8s-metrics-server/metrics-certs
 {{- end -}}
 
 {{- define "batchrollout.leaseName" -}}
