@@ -12,10 +12,17 @@ import { STRESSOR_WRITER_SHARE, stressor } from "./methods/stressor.ts";
 export const MODES = {
   quick: { n: 1_000, nodes: 100 },
   full: { n: 10_000, nodes: 1_000 },
+  /** The control-plane speed axis (issue 28): every level on a fresh cluster; see bench/README.md for its duration. */
+  matrix: { n: 5_000, nodes: 500 },
 } as const;
 export type Mode = keyof typeof MODES;
 
 export const ALL_METHODS: readonly Method[] = [storm, seedBatches, ...KUBE_BURNER_QPS.map(kubeBurner), deployment, batchRollout, stressor];
+
+/** The matrix's methods at each level ("oracle" is the search and its run at N; the storm runs only at unlimited). */
+export const MATRIX_METHODS = "storm,oracle,seed-batches,batchrollout,stressor";
+/** The matrix's levels when --control-plane-cpu is not given (bench/README.md says why these). */
+export const MATRIX_LEVELS = "0.5,1,unlimited";
 
 /** Names accepted by --methods: a method id, or "kube-burner" for all four rates. */
 export function selectMethods(list: string | undefined): Method[] {

@@ -17,7 +17,11 @@ export const OPERATOR_READY_TIMEOUT_MS = 60_000;
 /** Grace for a SIGTERM'd operator to drain and exit before SIGKILL. */
 export const OPERATOR_STOP_GRACE_MS = 15_000;
 const READY_POLL_MS = 200;
-const OPERATOR_ENTRY = join(REPO_ROOT, "dist/main.js");
+/**
+ * The compiled operator the benchmark runs: dist/main.js, or another build's main.js (say, of a given
+ * commit, built in a directory of its own while the work tree's src/ is mid-change).
+ */
+export const OPERATOR_ENTRY = process.env.BATCHROLLOUT_BENCH_OPERATOR ?? join(REPO_ROOT, "dist/main.js");
 const LOOPBACK = "127.0.0.1";
 
 export function freePort(): Promise<number> {
@@ -50,6 +54,7 @@ export async function startOperator(opts: { kubeconfig: string; namespace: strin
       `--kubeconfig=${opts.kubeconfig}`,
       `--watch-namespace=${opts.namespace}`,
       "--leader-elect=false",
+      "--metrics-secure=false", // the sampler reads /metrics over plain http on loopback
       `--metrics-port=${metricsPort}`,
       `--health-port=${healthPort}`,
       `--bind-address=${LOOPBACK}`,

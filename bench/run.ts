@@ -1,39 +1,30 @@
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
-import { pino } from "pino";
-import { KubeClient } from "../src/kube/client.ts";
-import { kubectl, up } from "../test/cluster/cluster.ts";
 import { REPO_ROOT, VERSIONS, paths } from "../test/cluster/layout.ts";
-import { BYSTANDER_NAME } from "./bystander.ts";
-import { spawnScript } from "./child.ts";
-import { SHARED_PRIORITY_LEVEL, classify, classifyReplicaSetController, ensureBystander, pfNames } from "./identities.ts";
-import type { WriterIdentities } from "./methods/method.ts";
-import { MODES, type Mode, checkCapacity, methodDeadlineMs, selectMethods } from "./modes.ts";
-import { deleteNamespace, leftoverNamespaces, removeControllers } from "./namespaces.ts";
-import { rolloutsPath } from "./methods/batchrollout.ts";
+import { parseLevels, parseOracles } from "./cpu-cap.ts";
+import { runLevels } from "./levels.ts";
+import { MATRIX_LEVELS, MATRIX_METHODS, MODES, type Mode, checkCapacity, methodDeadlineMs, selectMethods } from "./modes.ts";
+import { ORACLE_METHOD_ID } from "./report/matrix.ts";
 import { runChart } from "./report/charts.ts";
-import { KwokLog } from "./scrape/kwok-log.ts";
 import { methodTable, renderMarkdown, targetTable } from "./report/markdown.ts";
 import { computeTargets } from "./report/targets.ts";
 import type { MethodResult, RunResult } from "./result.ts";
 import { runMethod } from "./runner.ts";
-import { Sampler } from "./sampler.ts";
-import type { BystanderRecord } from "./samples.ts";
-import type { BystanderLine } from "./writer-protocol.ts";
+import { openSession } from "./session.ts";
 
-// npm run bench -- --mode quick|full [--methods storm,seed-batches,kube-burner,deployment,batchrollout,stressor]
-//                  [--n N] [--nodes N]
+// npm run bench -- --mode quick|full|matrix [--methods storm,seed-batches,kube-burner,deployment,batchrollout,stressor,oracle]
+//                  [--n N] [--nodes N] [--control-plane-cpu LEVELS [--cap-scheduler] [--oracle LEVEL=QPS,...]]
+// With --control-plane-cpu (or --mode matrix), levels.ts runs the methods at each control-plane CPU level.
 // Brings up (or reuses) the local control plane of this state directory (BATCHROLLOUT_CLUSTER_DIR,
 // BATCHROLLOUT_PORT_OFFSET), runs the methods one after another on it, each from an empty namespace,
 // with the bystander running throughout, and writes bench/results/<date>-<mode>.{json,md,svg}.
 
-const USAGE = "usage: npm run bench -- [--mode quick|full] [--methods a,b,...] [--n N] [--nodes N]";
+const USAGE = "usage: npm run bench -- [--mode quick|full|matrix] [--methods a,b,...] [--n N] [--nodes N] [--control-plane-cpu 0.5,1,unlimited [--cap-scheduler] [--oracle 0.5=12,...]]";
 const RESULTS_DIR = join(REPO_ROOT, "bench/results");
 /** The bystander's own time limit: every method's deadline plus cleanup, so it always stops by itself. */
 const BYSTANDER_SLACK_S = 1_800;
-const CRD_ESTABLISHED_TIMEOUT = "60s";
 const CAVEAT = "The control plane, the writers, the bystander and the operator share these cores: absolute times drift with whatever else runs; ratios measured side by side are the figures to read.";
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -50,13 +41,31 @@ async function main(): Promise<void> {
       methods: { type: "string" },
       n: { type: "string" },
       nodes: { type: "string" },
+      "control-plane-cpu": { type: "string" },
+      "cap-scheduler": { type: "boolean", default: false },
+      oracle: { type: "string" },
     },
   });
-  if (!(values.mode in MODES)) throw new Error(`--mode must be quick or full\n${USAGE}`);
+  if (!(values.mode in MODES)) throw new Error(`--mode must be quick, full or matrix\n${USAGE}`);
   const mode = values.mode as Mode;
   const n = values.n ? Number(values.n) : MODES[mode].n;
   const nodes = values.nodes ? Number(values.nodes) : MODES[mode].nodes;
   if (!Number.isInteger(n) || n < 1 || !Number.isInteger(nodes) || nodes < 1) throw new Error(`--n and --nodes must be positive integers\n${USAGE}`);
+  const cpuLevels = values["control-plane-cpu"] ?? (mode === "matrix" ? MATRIX_LEVELS : undefined);
+  if (cpuLevels !== undefined) {
+    const names = (values.methods ?? MATRIX_METHODS).split(",").map((x) => x.trim());
+    const methods = selectMethods(names.filter((x) => x !== ORACLE_METHOD_ID).join(",") || "none-but-the-oracle");
+    checkCapacity(methods, n, nodes);
+    const levels = parseLevels(cpuLevels);
+    const sized = n !== MODES[mode].n || nodes !== MODES[mode].nodes ? `-n${n}` : "";
+    const label = mode === "matrix" && cpuLevels === MATRIX_LEVELS ? `matrix${sized}` : `${mode}${sized}-cpu-${levels.map((l) => l.label).join("_")}`;
+    const stem = `${stamp(new Date())}-${label}`;
+    await runLevels({
+      mode, label, stem, n, nodes, levels, methods, oracle: names.includes(ORACLE_METHOD_ID), reuse: parseOracles(values.oracle),
+      capScheduler: values["cap-scheduler"], workRoot: join(`${paths.state}-runs`, stem), resultsDir: RESULTS_DIR, say,
+    });
+    return;
+  }
   const methods = selectMethods(values.methods);
   checkCapacity(methods, n, nodes);
   const started = new Date();
@@ -70,64 +79,11 @@ async function main(): Promise<void> {
 
   say(`BatchRollout benchmark: ${mode} mode, N=${n}, ${nodes} nodes, methods ${methods.map((m) => m.id).join(", ")}`);
   say(`state ${paths.state}; logs and generated files in ${workRoot}`);
-  const info = await up({ nodes });
-  if (methods.some((m) => m.id.startsWith("kube-burner-")) && !existsSync(join(info.binDir, "kube-burner"))) {
-    throw new Error(`kube-burner is not in ${info.binDir}: build it with test/cluster/build-binaries.sh`);
-  }
-  const admin = await KubeClient.fromKubeconfig(info.adminKubeconfig);
-  const logger = pino({ level: "warn" }, pino.destination(2));
-  kubectl(info.binDir, ["apply", "--server-side", "-f", join(REPO_ROOT, "crds")]);
-  kubectl(info.binDir, ["wait", "--for=condition=Established", "crd/batchrollouts.batchrollout.dev", `--timeout=${CRD_ESTABLISHED_TIMEOUT}`]);
-
-  for (const ns of await leftoverNamespaces(admin)) {
-    say(`removing namespace ${ns} left by an earlier run`);
-    await removeControllers(admin, ns, rolloutsPath(ns));
-    await deleteNamespace(admin, ns);
-  }
-
-  const bystanderKubeconfig = await ensureBystander(admin, info.binDir);
-  const names = await pfNames(admin);
-  const writerClient = await KubeClient.fromKubeconfig(info.operatorKubeconfig);
-  const writer = await classify(writerClient, names, "/api/v1/pods");
-  await writerClient.close();
-  const bystanderClient = await KubeClient.fromKubeconfig(bystanderKubeconfig);
-  const bystander = await classify(bystanderClient, names, `/api/v1/namespaces/${BYSTANDER_NAME}/configmaps`);
-  await bystanderClient.close();
-  const replicaSetController = methods.some((m) => m.writerIdentity === "replicaset-controller") ? await classifyReplicaSetController(admin, names) : undefined;
-  const sameLevel = bystander.priorityLevel === writer.priorityLevel && bystander.flowSchema !== writer.flowSchema;
-  const note = sameLevel
-    ? `The bystander shares the writer's priority level (${writer.priorityLevel}) but not its flow schema (${writer.flowSchema}): it competes for the same seats as a separate flow.`
-    : `WARNING: the bystander was expected in ${SHARED_PRIORITY_LEVEL} beside the writer, in another flow schema; it is in ${bystander.flowSchema}/${bystander.priorityLevel}.`;
-  say(`writer:    ${writer.user} → FlowSchema ${writer.flowSchema}, priority level ${writer.priorityLevel}`);
-  say(`bystander: ${bystander.user} → FlowSchema ${bystander.flowSchema}, priority level ${bystander.priorityLevel}`);
-  say(`           ${note}`);
-  if (replicaSetController) {
-    say(`Deployment pods: ${replicaSetController.user} → FlowSchema ${replicaSetController.flowSchema}, priority level ${replicaSetController.priorityLevel}`);
-  }
-  const identities: WriterIdentities = {
-    writer: { flowSchema: writer.flowSchema, priorityLevel: writer.priorityLevel },
-    "replicaset-controller": replicaSetController
-      ? { flowSchema: replicaSetController.flowSchema, priorityLevel: replicaSetController.priorityLevel }
-      : { flowSchema: "", priorityLevel: "" },
-  };
-
-  const records: BystanderRecord[] = [];
   const maxS = Math.ceil(methods.reduce((a, m) => a + methodDeadlineMs(m.pods(n) * 2), 0) / 1000) + BYSTANDER_SLACK_S;
-  const bystanderProcess = spawnScript<BystanderLine>(
-    "bystander-main.ts",
-    [`--kubeconfig=${bystanderKubeconfig}`, `--namespace=${BYSTANDER_NAME}`, `--max-s=${maxS}`],
-    join(workRoot, "bystander.log"),
-    (line) => {
-      if (line.type === "request") records.push({ at: line.at, ms: line.ms, op: line.op, code: line.code, ...(line.error ? { error: line.error } : {}) });
-    },
-  );
-
-  const sampler = new Sampler(admin);
-  // What the cluster's earlier runs left in the log is not this run's.
-  const kwokLog = new KwokLog(join(paths.logs, "kwok.log"), { fromEnd: true });
+  const session = await openSession({ nodes, methods, workRoot, bystanderMaxS: maxS, say });
+  const { info, admin, logger, sampler, identities, identitiesOut, kwokLog, records } = session;
   const results: MethodResult[] = [];
   const file = (ext: string) => join(RESULTS_DIR, `${stem}.${ext}`);
-  const identitiesOut = { writer, bystander, ...(replicaSetController ? { replicaSetController } : {}), note };
   // Written as soon as each method is measured (before its cleanup), so a later failure loses nothing.
   const save = (): RunResult => {
     const run: RunResult = {
@@ -160,8 +116,7 @@ async function main(): Promise<void> {
       });
     }
   } finally {
-    await bystanderProcess.stop();
-    await sampler.close();
+    await session.close();
   }
   const run = save();
   say("");
@@ -171,7 +126,6 @@ async function main(): Promise<void> {
   say("");
   for (const ext of ["json", "md", "svg"]) say(`wrote ${relative(REPO_ROOT, file(ext))}`);
   say("the control plane keeps running; stop it with: bash scripts/run.sh cluster:down (same BATCHROLLOUT_* variables)");
-  await admin.close();
 }
 
 main().catch((err: unknown) => {

@@ -7,6 +7,10 @@ export interface Series {
   points: [number, number][];
   /** Drawn thicker and in black: the product among the baselines. */
   emphasis?: boolean;
+  /** Drawn dashed: a reference such as the oracle's frontier. */
+  dashed?: boolean;
+  /** Each point also drawn as a dot (a series of a few points, one per control-plane level). */
+  dots?: boolean;
 }
 
 export interface Panel {
@@ -76,7 +80,9 @@ function panel(p: Panel, top: number, colours: Map<string, string>): string[] {
   }
   for (const s of p.series) {
     if (s.points.length === 0) continue;
-    out.push(polyline(s.points.map(([x, y]) => [sx(x), sy(Math.min(y, yTop))]), { stroke: colours.get(s.label) ?? EMPHASIS_COLOUR, "stroke-width": s.emphasis ? 3 : 2 }));
+    const colour = colours.get(s.label) ?? EMPHASIS_COLOUR;
+    out.push(polyline(s.points.map(([x, y]) => [sx(x), sy(Math.min(y, yTop))]), { stroke: colour, "stroke-width": s.emphasis ? 3 : 2, "stroke-dasharray": s.dashed ? "8 4" : undefined }));
+    if (s.dots) for (const [x, y] of s.points) out.push(el("circle", { cx: sx(x).toFixed(1), cy: sy(Math.min(y, yTop)).toFixed(1), r: 4, fill: colour }));
   }
   return out;
 }
