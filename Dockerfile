@@ -20,6 +20,6 @@ COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 USER 65532:65532
-EXPOSE 8080 8081
+EXPOSE 8443 8081
 # V8 flags: src/node-flags.ts says why (node-flags.test.ts keeps this line in step with it).
 ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=8", "--heap-growing-percent=100", "dist/main.js"]

@@ -20,7 +20,7 @@ source scripts/node-env.sh
 IMAGE_USER=65532:65532
 IMAGE_WORKDIR=/app
 IMAGE_ENV=NODE_ENV=production
-IMAGE_PORTS=(8080 8081)
+IMAGE_PORTS=(8443 8081)
 IMAGE_NODE=/nodejs/bin/node
 IMAGE_ENTRYPOINT='["/nodejs/bin/node", "--max-semi-space-size=8", "--heap-growing-percent=100", "dist/main.js"]'
 IMAGE_FILES=(package.json node_modules dist)

@@ -11,6 +11,7 @@ import {
   processIds,
   rootMountOptions,
   runHelmTestHook,
+  scrapeMetrics,
   serviceAccountVolume,
   startImageOperator,
   type ChartOperator,
@@ -70,8 +71,12 @@ describe("the operator image, run from its root filesystem", () => {
         await waitForReady(bed.admin, ns, NAME, READY_TIMEOUT_MS);
         expect(auditOrdinals(await listPods(bed.admin, ns), NAME, REPLICAS)).toEqual(cleanAudit(REPLICAS));
 
+        // /metrics is the chart's default: https, for a bearer token allowed to get /metrics.
+        expect(op.metricsUrl).toMatch(/^https:/);
+        expect((await scrapeMetrics(op, "")).status).toBe(401);
+        const { status, text } = await scrapeMetrics(op);
+        expect(status).toBe(200);
         // Every metric the chart's dashboard and alert rules query is one this operator serves.
-        const text = await (await request(`http://127.0.0.1:${op.metricsPort}/metrics`)).body.text();
         const used = [...new Set([...dashboardExpressions(), ...ruleExpressions()].flatMap(metricNames))].sort();
         const exposed = exposedNames(text);
         expect(used.filter((name) => !exposed.has(name))).toEqual([]);

@@ -5,7 +5,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
-import { request } from "undici";
+import { Agent, request } from "undici";
 import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, REPO_ROOT, paths } from "../../cluster/layout.ts";
 import { find, renderChart } from "../../chart/render.ts";
 import { cluster } from "./cluster.ts";
@@ -106,6 +106,10 @@ export interface ChartOperator {
   readonly child: ChildProcess;
   readonly logFile: string;
   readonly metricsPort: number;
+  /** https (the chart's default, metrics.secure) or http. */
+  readonly metricsUrl: string;
+  /** The chart's ServiceAccount token, which may get /metrics (the chart's apiServerMetrics rule). */
+  readonly metricsToken: string;
   readonly healthPort: number;
   stop(): Promise<void>;
   kill(): Promise<void>;
@@ -123,6 +127,7 @@ export async function startImageOperator(rootfs: string, saDir: string, opts: { 
   const logFile = join(paths.logs, `image-operator-${process.pid}-${++started}.log`);
   const log = createWriteStream(logFile, { flags: "a" });
   const extraEnv = Object.fromEntries(env.map((e) => [e.name, e.value ?? ""]));
+  const secure = ![...args, ...(opts.extraArgs ?? [])].includes("--metrics-secure=false");
   const child = spawn("bash", ["scripts/image.sh", "run", rootfs, saDir, ...args, ...(opts.extraArgs ?? [])], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...extraEnv, KUBERNETES_SERVICE_HOST: server.hostname, KUBERNETES_SERVICE_PORT: server.port },
@@ -136,6 +141,8 @@ export async function startImageOperator(rootfs: string, saDir: string, opts: { 
     child,
     logFile,
     metricsPort,
+    metricsUrl: `${secure ? "https" : "http"}://127.0.0.1:${metricsPort}/metrics`,
+    metricsToken: readFileSync(join(saDir, "token"), "utf8").trim(),
     healthPort,
     async stop() {
       if (!running()) return;
@@ -182,8 +189,18 @@ export async function runHelmTestHook(rootfs: string, saDir: string, set: string
   return stdout.trim();
 }
 
+/** The operator's certificate is self-signed (the chart sets no metrics.certSecret): the token is what is checked. */
+const selfSignedTls = new Agent({ connect: { rejectUnauthorized: false } });
+
+/** The operator's /metrics page, read as a scraper would: with a bearer token (`token`, default the chart's). */
+export async function scrapeMetrics(op: ChartOperator, token: string | undefined = op.metricsToken): Promise<{ status: number; text: string }> {
+  const res = await request(op.metricsUrl, { dispatcher: selfSignedTls, ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) });
+  return { status: res.statusCode, text: await res.body.text() };
+}
+
 /** Whether the operator reports holding the Lease (leader_election_master_status on its /metrics). */
 export async function leads(op: ChartOperator, lease: string): Promise<boolean> {
-  const text = await (await request(`http://127.0.0.1:${op.metricsPort}/metrics`)).body.text();
+  const { status, text } = await scrapeMetrics(op);
+  if (status !== 200) throw new Error(`GET ${op.metricsUrl}: ${status} ${text}`);
   return text.includes(`leader_election_master_status{name="${lease}"} 1`);
 }
