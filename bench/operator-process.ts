@@ -55,7 +55,6 @@ export async function startOperator(opts: { kubeconfig: string; namespace: strin
       `--watch-namespace=${opts.namespace}`,
       "--leader-elect=false",
       "--metrics-secure=false", // the sampler reads /metrics over plain http on loopback
-      "--metrics-secure=false", // the sampler reads /metrics over plain http on loopback
       `--metrics-port=${metricsPort}`,
       `--health-port=${healthPort}`,
       `--bind-address=${LOOPBACK}`,
