@@ -5,6 +5,7 @@ import { KUBE_BURNER_QPS, kubeBurner } from "./methods/kube-burner.ts";
 import type { Method } from "./methods/method.ts";
 import { seedBatches } from "./methods/seed-batches.ts";
 import { storm } from "./methods/storm.ts";
+import { DEPLOYMENT_SURGE_SHARE, updateBatchRollout, updateDeployment } from "./methods/update.ts";
 import { STRESSOR_WRITER_SHARE, stressor } from "./methods/stressor.ts";
 
 // Quick mode is for development (minutes); full mode is the figure of record (BENCHMARK.md).
@@ -24,13 +25,17 @@ export const MATRIX_METHODS = "storm,oracle,seed-batches,batchrollout,stressor";
 /** The matrix's levels when --control-plane-cpu is not given (bench/README.md says why these). */
 export const MATRIX_LEVELS = "0.5,1,unlimited";
 
-/** Names accepted by --methods: a method id, or "kube-burner" for all four rates. */
+/** Run only when asked for (--methods update, or their ids): each brings its fleet up before the clock. */
+export const UPDATE_METHODS: readonly Method[] = [updateDeployment, updateBatchRollout];
+
+/** Names accepted by --methods: a method id, "kube-burner" for all four rates, "update" for the update pair. */
 export function selectMethods(list: string | undefined): Method[] {
   if (!list) return [...ALL_METHODS];
   const out: Method[] = [];
   for (const name of list.split(",").map((s) => s.trim()).filter(Boolean)) {
-    const found = name === "kube-burner" ? ALL_METHODS.filter((m) => m.id.startsWith("kube-burner-")) : ALL_METHODS.filter((m) => m.id === name);
-    if (found.length === 0) throw new Error(`unknown method "${name}"; known: ${["kube-burner", ...ALL_METHODS.map((m) => m.id)].join(", ")}`);
+    const known = [...ALL_METHODS, ...UPDATE_METHODS];
+    const found = name === "kube-burner" ? ALL_METHODS.filter((m) => m.id.startsWith("kube-burner-")) : name === "update" ? [...UPDATE_METHODS] : known.filter((m) => m.id === name);
+    if (found.length === 0) throw new Error(`unknown method "${name}"; known: ${["kube-burner", "update", ...known.map((m) => m.id)].join(", ")}`);
     for (const m of found) if (!out.includes(m)) out.push(m);
   }
   return out;
@@ -40,7 +45,8 @@ export function selectMethods(list: string | undefined): Method[] {
 export function checkCapacity(methods: readonly Method[], n: number, nodes: number): void {
   const slots = nodes * PODS_PER_NODE;
   for (const m of methods) {
-    const extra = m.id === "stressor" ? Math.ceil(m.pods(n) * STRESSOR_WRITER_SHARE) : 0;
+    // The stressor's second writer, and the Deployment's surge during its update, need slots of their own.
+    const extra = m.id === "stressor" ? Math.ceil(m.pods(n) * STRESSOR_WRITER_SHARE) : m.id === updateDeployment.id ? Math.ceil(n * DEPLOYMENT_SURGE_SHARE) : 0;
     if (m.pods(n) + extra > slots) throw new Error(`${m.id} needs ${m.pods(n) + extra} pod slots but ${nodes} nodes hold ${slots}; raise --nodes`);
   }
 }

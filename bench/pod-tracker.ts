@@ -72,7 +72,7 @@ export class PodTracker {
   #unscheduled = 0;
   #changed: (() => void)[] = [];
 
-  constructor(opts: { client: KubeClient; namespace: string; logger: Logger; identityOf?: (pod: TrackedPod) => string }) {
+  constructor(opts: { client: KubeClient; namespace: string; logger: Logger; identityOf?: (pod: TrackedPod) => string; labelSelector?: string }) {
     this.namespace = opts.namespace;
     this.#identityOf = opts.identityOf ?? ((p) => p.metadata.name);
     this.#informer = new Informer<TrackedPod>({
@@ -81,6 +81,7 @@ export class PodTracker {
       path: resourcePath(PODS, { namespace: opts.namespace }),
       transform: slim,
       logger: opts.logger,
+      ...(opts.labelSelector ? { labelSelector: opts.labelSelector } : {}),
     });
     this.#informer.addHandlers({
       onAdd: (p) => this.#observe(p),

@@ -74,7 +74,7 @@ export async function runMethod(deps: RunnerDeps, method: Method, onMeasured: (r
   const workDir = join(deps.workRoot, method.id);
   mkdirSync(workDir, { recursive: true });
   await createNamespace(admin, namespace, deps.runId);
-  const tracker = new PodTracker({ client: admin, namespace, logger: deps.logger, ...(method.identityOf ? { identityOf: method.identityOf } : {}) });
+  const tracker = new PodTracker({ client: admin, namespace, logger: deps.logger, ...(method.identityOf ? { identityOf: method.identityOf } : {}), ...(method.trackSelector ? { labelSelector: method.trackSelector } : {}) });
   await tracker.start();
   const extra: PodTracker[] = [];
   const pids = clusterPids();

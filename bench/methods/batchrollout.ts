@@ -15,12 +15,12 @@ export function rolloutsPath(namespace: string): string {
 }
 
 /** Starts the operator, waits until it is ready, then creates the rollout (the clock starts there). */
-export async function startRollout(ctx: MethodContext, replicas: number, method: string): Promise<{ stop(): Promise<void> }> {
+export async function startRollout(ctx: MethodContext, replicas: number, method: string, template: object = podTemplate(method)): Promise<{ stop(): Promise<void> }> {
   const operator = await startOperator({ kubeconfig: ctx.writerKubeconfig, namespace: ctx.namespace, logFile: join(ctx.workDir, "operator.log") });
   ctx.addProcess("operator", operator.pid);
   ctx.watchOperatorMetrics(operator.metricsUrl);
   const path = rolloutsPath(ctx.namespace);
-  const rollout = { apiVersion: API_VERSION, kind: KIND, metadata: { name: ROLLOUT_NAME, namespace: ctx.namespace }, spec: { replicas, template: podTemplate(method) } };
+  const rollout = { apiVersion: API_VERSION, kind: KIND, metadata: { name: ROLLOUT_NAME, namespace: ctx.namespace }, spec: { replicas, template } };
   ctx.markStart();
   try {
     await ctx.admin.create(path, rollout);

@@ -66,6 +66,8 @@ export interface Method {
   writerIdentity: "writer" | "replicaset-controller";
   /** Pods the method creates (the stressor's rollout may be larger than N). */
   pods(n: number): number;
+  /** Only pods matching this label selector are watched and counted (the update pair: the new template's). */
+  trackSelector?: string;
   /** The key that must be unique per pod: the name, unless the method names pods itself. */
   identityOf?: (pod: TrackedPod) => string;
   run(ctx: MethodContext): Promise<Running>;
