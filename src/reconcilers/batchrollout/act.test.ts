@@ -102,6 +102,23 @@ describe("executeWrites", () => {
     expect([...expectations.pending(KEY).creates]).toEqual([0, 1]);
   });
 
+  it("does not count a 409 for a name an old pod still holds (an update's replacement) as created, nor send it again", async () => {
+    // The old pod of ordinal 4 was deleted and is still terminating on the server when its
+    // replacement is created. The expectation holds the ordinal until the cache shows a pod event for
+    // it (pod-events.ts clears it on the old pod's DELETED), so the next wave creates it once.
+    const { result, requests, expectations } = run({
+      creates: [4],
+      deletes: ["sim-9"],
+      uids: new Map([["sim-9", "uid-9"]]),
+      answer: (req) => {
+        if (req.method === "POST") throw apiError(409, "AlreadyExists", 'pods "sim-4" already exists');
+      },
+    });
+    expect(await result).toMatchObject({ created: 0, existed: 1, deleted: 1, failed: 0 });
+    expect(requests.filter((r) => r.method === "POST")).toHaveLength(1);
+    expect([...expectations.pending(KEY).creates]).toEqual([4]);
+  });
+
   it("stops creating after the API server rejects the template, and says which pod and why", async () => {
     const { result, requests, expectations } = run({
       creates: [0, 1, 2, 3],

@@ -24,10 +24,26 @@ describe("census: one count of a rollout's pods for plan, status and sizer", () 
       pod(7, { templateHash: "old" }),
     ];
     const c = of(pods, 6, { creates: new Set([5]), deletes: new Set() });
-    expect(c.progress).toEqual({ desired: 6, present: 4, missing: 0, creating: 1, complete: 2, extra: 1, terminating: 0, failed: 1, failedDesired: 1, unschedulable: 0 });
+    expect(c.progress).toEqual({
+      desired: 6,
+      present: 4,
+      missing: 0,
+      creating: 1,
+      complete: 2,
+      extra: 1,
+      terminating: 0,
+      failed: 1,
+      failedDesired: 1,
+      unschedulable: 0,
+      updated: 4,
+      outdated: 0,
+      // 1 not Ready, 3 failed, 4 terminating, 5 creating
+      unavailable: 4,
+      failedUpdated: 1,
+    });
     expect(c.missing).toEqual([]);
     expect(c.extras.map((p) => p.name)).toEqual(["sim-7"]);
-    expect(c.counts).toEqual({ replicas: 5, updatedReplicas: 4, scheduledReplicas: 5, runningReplicas: 2, readyReplicas: 2, succeededReplicas: 1, failedReplicas: 1 });
+    expect(c.counts).toEqual({ replicas: 5, updatedReplicas: 4, updatedReadyReplicas: 1, scheduledReplicas: 5, runningReplicas: 2, readyReplicas: 2, succeededReplicas: 1, failedReplicas: 1 });
     expect(c.live.map((p) => p.ordinal)).toEqual([0, 1, 2, 3, 7]);
     expect(c.starting).toBe(1);
     expect(c.uids.get("sim-4")).toBe("uid-sim-4");

@@ -49,6 +49,7 @@ function status(fields: Partial<BatchRolloutStatus> = {}): BatchRolloutStatus {
   return {
     replicas: 0,
     updatedReplicas: 0,
+    updatedReadyReplicas: 0,
     scheduledReplicas: 0,
     runningReplicas: 0,
     readyReplicas: 0,
@@ -88,7 +89,14 @@ function input(options: Options = {}): PlanInput {
   const rolloutSpec = spec(options.spec);
   const result: PlanInput = {
     rollout: { metadata, spec: rolloutSpec },
-    pods: census({ name: NAME, desired: options.deletionTimestamp === undefined ? rolloutSpec.replicas : 0, pods: options.pods ?? [], expectations, templateHash: HASH }),
+    pods: census({
+      name: NAME,
+      desired: options.deletionTimestamp === undefined ? rolloutSpec.replicas : 0,
+      pods: options.pods ?? [],
+      expectations,
+      templateHash: HASH,
+      ...(rolloutSpec.updateStrategy.type === "RollingRecreate" ? { partition: rolloutSpec.updateStrategy.partition } : {}),
+    }),
     expectations,
     decision: { size: 5, limitedBy: "Rate", ...options.decision },
     templateHash: HASH,
@@ -222,8 +230,8 @@ describe("plan: scaling down", () => {
     expect(result.events[0]).toMatchObject({ reason: EventReason.WaveStarted, message: expect.stringContaining("and deleting 3 (ordinals 7-5)") });
   });
 
-  it("leaves pods of an older template alone", () => {
-    const result = plan(input({ pods: pods(0, 10, { templateHash: "h1" }) }));
+  it("leaves pods of an older template alone under updateStrategy OnDelete", () => {
+    const result = plan(input({ spec: { updateStrategy: { type: "OnDelete" } }, pods: pods(0, 10, { templateHash: "h1" }) }));
     expect(result.deletes).toEqual([]);
     expect(result.creates).toEqual([]);
   });

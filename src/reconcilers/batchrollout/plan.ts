@@ -4,6 +4,8 @@ import { durationToMs } from "../../api/duration.ts";
 import { ConditionStatus, ConditionType, EventReason, EventType, HoldReason, StallReason } from "./conditions.ts";
 import type { PendingWrites, PodCensus, Progress } from "./census.ts";
 import type { CreateHold } from "./refusal.ts";
+import { MAX_RANGES_IN_MESSAGE, describeOrdinals, waveEvent, waveMessage } from "./wave-events.ts";
+import { chooseReplacements, replacementBudget, unavailableMessage, type Replacements } from "./update.ts";
 
 /*
  * The planner: a pure function from what the reconciler observed to what it should write next.
@@ -56,8 +58,11 @@ import type { CreateHold } from "./refusal.ts";
  *     backlog to drain (WaitingForCapacity), as are Kubelet and the API server guards.
  *
  * Template changes
- *   New pods use the current template (and carry its hash); existing pods are left alone. Status
- *   counts pods of the current template as updatedReplicas.
+ *   New pods use the current template (and carry its hash). Under spec.updateStrategy RollingRecreate
+ *   a wave also replaces pods on an older template (update.ts): after scale-down deletes and
+ *   creates, within the same size, and never while a stop above holds creation (paused, refused,
+ *   failure budget), since a deleted pod could then not come back. Under OnDelete existing pods
+ *   are left alone.
  *
  * Deletion (metadata.deletionTimestamp set)
  *   While our finalizer is present, every pod is deleted in waves paced as above, highest ordinal
@@ -74,8 +79,7 @@ export const ZERO_CAPACITY_REQUEUE_MS = 5_000;
 /** Longest gap between two deletion waves of a rollout being deleted, whatever spec.waves.minInterval says. */
 export const MAX_DELETION_WAVE_INTERVAL_MS = 1_000;
 
-/** Ordinal ranges spelled out in an event message before the rest is summarised. */
-export const MAX_RANGES_IN_MESSAGE = 5;
+export { MAX_RANGES_IN_MESSAGE, describeOrdinals };
 
 /** Guards that protect pod placement: they bound creates, not the deletes that relieve them. */
 const PLACEMENT_GUARDS: ReadonlySet<LimitedBy> = new Set<LimitedBy>(["Scheduler", "Kubelet", "IPAM", "NodeCapacity"]);
@@ -124,8 +128,10 @@ export interface Blocker {
 export interface Plan {
   /** Ordinals to create, lowest first. */
   creates: number[];
-  /** Names of pods to delete, highest ordinal first. */
+  /** Names of pods to delete: those above spec.replicas highest ordinal first, then the old pods an update replaces. */
   deletes: string[];
+  /** How many of `deletes` (the last ones) are replacements of old pods by an update. */
+  replaced: number;
   requeueAfterMs?: number;
   addFinalizer: boolean;
   removeFinalizer: boolean;
@@ -145,26 +151,6 @@ export function floorWaveSize(spec: BatchRolloutSpec): number {
 
 function deleteBudget(decision: SizerDecision, spec: BatchRolloutSpec): number {
   return PLACEMENT_GUARDS.has(decision.limitedBy) ? Math.max(decision.size, floorWaveSize(spec)) : decision.size;
-}
-
-/** "3-7, 9, 12-15" */
-export function describeOrdinals(ordinals: readonly number[]): string {
-  const ranges: string[] = [];
-  let i = 0;
-  while (i < ordinals.length && ranges.length < MAX_RANGES_IN_MESSAGE) {
-    const first = ordinals[i] as number;
-    let last = first;
-    const step = Math.sign((ordinals[i + 1] ?? first) - first) || 1;
-    while (ordinals[i + 1] === last + step) last = ordinals[++i] as number;
-    ranges.push(first === last ? `${first}` : `${first}-${last}`);
-    i++;
-  }
-  const rest = ordinals.length - i;
-  return rest > 0 ? `${ranges.join(", ")} and ${rest} more` : ranges.join(", ");
-}
-
-function ordinalOf(name: string): string {
-  return name.slice(name.lastIndexOf("-") + 1);
 }
 
 function previousStall(input: Pick<Observation, "rollout">): { reason: string; generation: number | undefined } | undefined {
@@ -194,16 +180,28 @@ function creationStop(input: PlanInput, progress: Progress): Blocker | undefined
   return failureStop(input, progress);
 }
 
+/**
+ * Under RollingRecreate the budget judges the current template: failed pods of an older one are
+ * replaced by the update (a rollback must be able to replace the pods of a broken template).
+ */
 function failureStop(input: PlanInput, progress: Progress): Blocker | undefined {
-  const { maxFailedPods, action } = input.rollout.spec.failurePolicy;
-  if (progress.failed > maxFailedPods && action === "Pause") {
+  const { failurePolicy, updateStrategy } = input.rollout.spec;
+  const { maxFailedPods, action } = failurePolicy;
+  const rolling = updateStrategy.type === "RollingRecreate";
+  const failed = rolling ? progress.failedUpdated : progress.failed;
+  if (failed <= maxFailedPods || action !== "Pause") return undefined;
+  if (rolling && progress.outdated > 0) {
     return {
       reason: StallReason.FailureBudgetExceeded,
-      message: `${progress.failed} pods failed, more than spec.failurePolicy.maxFailedPods (${maxFailedPods}); creation is paused. Failed pods are kept for inspection: delete them or raise the budget to resume`,
+      message: `${failed} pods on the current template failed, more than spec.failurePolicy.maxFailedPods (${maxFailedPods}); the update is paused and no further old pods are deleted (${progress.outdated} left on older templates). Failed pods are kept for inspection: fix the template (a rollback is another update), delete them or raise the budget to resume`,
       stalled: true,
     };
   }
-  return undefined;
+  return {
+    reason: StallReason.FailureBudgetExceeded,
+    message: `${failed} pods failed, more than spec.failurePolicy.maxFailedPods (${maxFailedPods}); creation is paused. Failed pods are kept for inspection: delete them or raise the budget to resume`,
+    stalled: true,
+  };
 }
 
 function capacityStop(decision: SizerDecision, progress: Progress): Blocker {
@@ -268,6 +266,7 @@ export function plan(input: PlanInput): Plan {
   const result: Plan = {
     creates: [],
     deletes: [],
+    replaced: 0,
     addFinalizer: !deleting && !hasFinalizer,
     removeFinalizer: false,
     waveStarted: false,
@@ -307,19 +306,29 @@ export function plan(input: PlanInput): Plan {
   const canCreate = (stop === undefined || probing) && missing.length > 0;
   const createBudget = canCreate ? Math.max(0, probing ? Math.min(1, decision.size) : decision.size) : 0;
   const removeBudget = extras.length > 0 ? Math.max(0, deleteBudget(decision, rollout.spec)) : 0;
-  const heldByCapacity = (canCreate && createBudget === 0) || (extras.length > 0 && removeBudget === 0);
+  // Old pods are replaced only while creation may go on: a deleted pod must be able to come back.
+  const canReplace = !deleting && stop === undefined && input.pods.outdated.length > 0;
+  const heldByCapacity = (canCreate && createBudget === 0) || (extras.length > 0 && removeBudget === 0) || (canReplace && decision.size <= 0);
   result.blocker = stop ?? (heldByCapacity ? capacityStop(decision, progress) : undefined);
   if (heldByCapacity) result.requeueAfterMs = decision.waitMs !== undefined && decision.waitMs > 0 ? decision.waitMs : ZERO_CAPACITY_REQUEUE_MS;
   if (hold !== undefined && !hold.probe && missing.length > 0) result.requeueAfterMs = minRequeue(result.requeueAfterMs, hold.retryInMs);
   if (result.blocker === undefined) delete result.blocker;
   emitStopEvents(input, progress, result, stop);
-  const hasWork = createBudget > 0 || removeBudget > 0;
 
-  if (!hasWork) {
+  const deletes = extras.slice(0, removeBudget);
+  const creates = missing.slice(0, Math.max(0, createBudget - deletes.length));
+  const replacing: Replacements | undefined = canReplace
+    ? chooseReplacements({ spec: rollout.spec, pods: input.pods, budget: replacementBudget(decision.size, deletes.length + creates.length) })
+    : undefined;
+  const replaces = replacing?.pods ?? [];
+  if (deletes.length + creates.length + replaces.length === 0) {
     if (inFlight) return result; // the wave in flight is still the current one
     if (result.blocker !== undefined) {
       const limitedBy = STOP_LIMITED_BY[result.blocker.reason] ?? decision.limitedBy;
       idle(limitedBy, result.blocker.message);
+    } else if (replacing?.boundByUnavailable === true) {
+      // Pod events (a pod turning Ready) bring the next reconcile: no requeue needed.
+      idle("MaxUnavailable", unavailableMessage(replacing, desired));
     } else {
       idle("None", desired === 0 ? "no pods wanted" : `all ${desired} pods exist`);
     }
@@ -333,21 +342,22 @@ export function plan(input: PlanInput): Plan {
     return result;
   }
 
-  const deletes = extras.slice(0, removeBudget);
-  const creates = missing.slice(0, Math.max(0, createBudget - deletes.length));
-
-  const size = creates.length + deletes.length;
-  const everythingFits = creates.length === (canCreate ? missing.length : 0) && deletes.length === extras.length;
+  const size = creates.length + deletes.length + replaces.length;
+  const outdated = input.pods.outdated.length;
+  const everythingFits = creates.length === (canCreate ? missing.length : 0) && deletes.length === extras.length && replaces.length === (canReplace ? outdated : 0);
   const limitedBy: LimitedBy = deleting
     ? "Deleting"
     : probing && creates.length > 0
       ? (STOP_LIMITED_BY[hold.reason] ?? decision.limitedBy)
       : everythingFits && size < decision.size
         ? "Remaining"
-        : decision.limitedBy;
+        : replacing?.boundByUnavailable === true
+          ? "MaxUnavailable"
+          : decision.limitedBy;
   const number = previous.number + 1;
   result.creates = creates;
-  result.deletes = deletes.map((pod) => pod.name);
+  result.deletes = [...deletes, ...replaces].map((pod) => pod.name);
+  result.replaced = replaces.length;
   result.waveStarted = true;
   result.wave = {
     number,
@@ -356,10 +366,12 @@ export function plan(input: PlanInput): Plan {
     message:
       probing && creates.length > 0
         ? `one create, to see whether the API server still refuses: ${hold.message}`
-        : waveMessage(limitedBy, decision, size, deleting ? extras.length : missing.length + extras.length),
+        : limitedBy === "MaxUnavailable" && replacing !== undefined
+          ? unavailableMessage(replacing, desired)
+          : waveMessage(limitedBy, decision, size, deleting ? extras.length : missing.length + extras.length + 2 * (canReplace ? outdated : 0)),
     startTime: new Date(input.now).toISOString(),
   };
-  result.events.push(waveEvent(number, creates, result.deletes, deleting, desired, limitedBy));
+  result.events.push(waveEvent(number, creates, deletes.map((pod) => pod.name), replaces, deleting, desired, limitedBy));
   return result;
 }
 
@@ -402,28 +414,3 @@ function emitStopEvents(input: Pick<Observation, "rollout">, progress: Progress,
   }
 }
 
-function waveMessage(limitedBy: LimitedBy, decision: SizerDecision, size: number, remaining: number): string {
-  if (limitedBy === "Remaining") return `the last ${size} pods`;
-  if (limitedBy === "Deleting") return `deleting ${size} of ${remaining} pods, wave bounded by ${decision.limitedBy}`;
-  return decision.message ?? `${size} of ${remaining} pods, bounded by ${limitedBy}`;
-}
-
-function waveEvent(number: number, creates: number[], deletes: string[], deleting: boolean, desired: number, limitedBy: LimitedBy): PlanEvent {
-  const deleted = describeOrdinals(deletes.map((name) => Number(ordinalOf(name))));
-  if (deleting) {
-    return { type: EventType.Normal, reason: EventReason.DeletingPods, message: `wave ${number}: deleting ${deletes.length} pods (ordinals ${deleted})` };
-  }
-  if (creates.length === 0) {
-    return {
-      type: EventType.Normal,
-      reason: EventReason.ScaledDown,
-      message: `wave ${number}: deleting ${deletes.length} pods above spec.replicas=${desired} (ordinals ${deleted}), limited by ${limitedBy}`,
-    };
-  }
-  const also = deletes.length > 0 ? ` and deleting ${deletes.length} (ordinals ${deleted})` : "";
-  return {
-    type: EventType.Normal,
-    reason: EventReason.WaveStarted,
-    message: `wave ${number}: creating ${creates.length} pods (ordinals ${describeOrdinals(creates)})${also}, limited by ${limitedBy}`,
-  };
-}

@@ -136,6 +136,7 @@ export class BatchRolloutReconciler {
       pods: cached.map(toObservedPod).filter((p): p is ObservedPod => p !== undefined),
       expectations,
       templateHash: hash,
+      ...(rollout.spec.updateStrategy.type === "RollingRecreate" ? { partition: rollout.spec.updateStrategy.partition } : {}),
       uids: new Map(cached.map((p) => [p.metadata.name, p.metadata.uid])),
     });
     if (!state.restored) {
@@ -198,7 +199,7 @@ export class BatchRolloutReconciler {
     if (planned.addFinalizer) await this.#setFinalizer(rollout, true);
     if (planned.waveStarted) {
       const { number, size, limitedBy, message } = planned.wave;
-      log.info({ wave: number, size, creates: planned.creates.length, deletes: planned.deletes.length, limitedBy, why: message }, "wave started");
+      log.info({ wave: number, size, creates: planned.creates.length, deletes: planned.deletes.length, replaced: planned.replaced, limitedBy, why: message }, "wave started");
     }
     this.#emit(rollout, planned.events);
     const waveStart = planned.waveStarted
