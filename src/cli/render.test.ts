@@ -6,13 +6,15 @@ const rollout = (status: RolloutView["status"], extra: Partial<RolloutView["meta
   spec: { replicas: 3000, guards: { apiServer: { latencyTarget: "1s" }, scheduler: { maxPending: 500, scope: "Rollout" }, kubelet: { maxStarting: 500 }, ipam: { provider: "Auto", reserve: "5%" } } },
   status,
 });
-const counts = { replicas: 1868, updatedReplicas: 1868, scheduledReplicas: 1868, runningReplicas: 1025, readyReplicas: 1025, succeededReplicas: 0, failedReplicas: 0 };
+const counts = { replicas: 1868, updatedReplicas: 1868, updatedReadyReplicas: 1025, scheduledReplicas: 1868, runningReplicas: 1025, readyReplicas: 1025, succeededReplicas: 0, failedReplicas: 0 };
 const wave = (n: number, note: string, time: string): EventView => ({ reason: "WaveStarted", note: `wave ${n}: ${note}`, eventTime: time, regarding: { uid: "u1" } });
 
 describe("kubectl batchrollout's output", () => {
   it("prints the demo's progress line", () => {
     const r = rollout({ ...counts, observedGeneration: 1, wave: { number: 21, size: 75, limitedBy: "Latency", message: "75/s writes" } });
     expect(progressLine(r, 22_000)).toBe("  22s  created  1868/3000  running  1025  ready  1025  wave 21 (75 pods, limited by Latency): 75/s writes");
+    const updating = rollout({ ...counts, updatedReplicas: 900, updatedReadyReplicas: 850, observedGeneration: 2, wave: { number: 30, size: 40, limitedBy: "MaxUnavailable" } });
+    expect(progressLine(updating, 5_000)).toBe("   5s  created  1868/3000  running  1025  ready  1025  updated   900 (  850 ready)  wave 30 (40 pods, limited by MaxUnavailable)");
     expect(progressLine(rollout(undefined), 0)).toBe("   0s  created     0/3000  running     0  ready     0  wave 0 (0 pods, limited by -)");
   });
 

@@ -44,6 +44,8 @@ export function progressLine(r: RolloutView, elapsedMs: number): string {
   const secs = (elapsedMs / 1000).toFixed(0).padStart(SECONDS_WIDTH);
   return (
     `${secs}s  created ${pad(s?.replicas)}/${r.spec.replicas}  running ${pad(s?.runningReplicas)}  ready ${pad(s?.readyReplicas)}` +
+    // Only while pods run another template than the current one: an update, or OnDelete's leftovers.
+    (s !== undefined && s.updatedReplicas !== s.replicas ? `  updated ${pad(s.updatedReplicas)} (${pad(s.updatedReadyReplicas)} ready)` : "") +
     `  wave ${wave?.number ?? 0} (${wave?.size ?? 0} pods, limited by ${wave?.limitedBy ?? "-"})` +
     (wave?.message ? `: ${wave.message}` : "")
   );
@@ -89,6 +91,7 @@ export const WHAT_TO_DO: Record<string, string> = {
   Remaining: "nothing: fewer pods were left than the wave could take",
   MinInterval: "waiting spec.waves.minInterval between wave starts",
   Paused: "spec.paused is true: kubectl batchrollout resume NAME",
+  MaxUnavailable: "an update waits for replaced pods to become Ready: raise spec.updateStrategy.maxUnavailable to replace more at once",
   FailurePolicy: "more pods failed than spec.failurePolicy.maxFailedPods: inspect and delete them, or raise the budget",
   Deleting: "the rollout is being deleted; its pods go in waves",
   TemplateRejected: "the API server refused the pod template: fix the field the message names",

@@ -6,6 +6,7 @@ import { RolloutMetrics } from "./rollout-metrics.ts";
 const status = (limitedBy: "Rate" | "Scheduler", size: number): BatchRolloutStatus => ({
   replicas: 10,
   updatedReplicas: 10,
+  updatedReadyReplicas: 6,
   scheduledReplicas: 8,
   runningReplicas: 7,
   readyReplicas: 6,

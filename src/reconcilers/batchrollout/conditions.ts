@@ -51,10 +51,14 @@ export const ReadyReason = {
   ReplicasNotReady: "ReplicasNotReady",
   ScalingDown: "ScalingDown",
   Deleting: "Deleting",
+  /** Pods at or above the partition still run an older template (spec.updateStrategy RollingRecreate). */
+  UpdatingPods: "UpdatingPods",
 } as const;
 
 export const ProgressingReason = {
   CreatingPods: "CreatingPods",
+  /** Replacing pods on an older template in waves. */
+  UpdatingPods: "UpdatingPods",
   ScalingDown: "ScalingDown",
   Deleting: "Deleting",
   WaitingForCapacity: HoldReason.WaitingForCapacity,

@@ -34,7 +34,19 @@ export function selectorFor(rolloutName: string): string {
  * Ready message counts the failures.
  */
 function isReady(progress: Progress, deleting: boolean, stalled: boolean): boolean {
-  return !deleting && !stalled && progress.complete + progress.failedDesired === progress.desired && progress.extra === 0 && progress.terminating === 0;
+  return (
+    !deleting &&
+    !stalled &&
+    progress.complete + progress.failedDesired === progress.desired &&
+    progress.extra === 0 &&
+    progress.terminating === 0 &&
+    progress.outdated === 0
+  );
+}
+
+/** "2990/3000 pods on template 5f2c9a1b0e, 10 at or above ordinal 0 still on older ones" */
+function updateNote(progress: Progress, templateHash: string, partition: number): string {
+  return `${progress.updated}/${progress.desired} pods on template ${templateHash}, ${progress.outdated} at or above ordinal ${partition} still on older ones`;
 }
 
 function notes(progress: Progress): string {
@@ -44,7 +56,7 @@ function notes(progress: Progress): string {
   return parts.length === 0 ? "" : ` (${parts.join("; ")})`;
 }
 
-function readyCondition(progress: Progress, deleting: boolean, stalled: boolean): ConditionFields {
+function readyCondition(progress: Progress, deleting: boolean, stalled: boolean, update: string): ConditionFields {
   const { desired, present, complete, extra, terminating, failedDesired } = progress;
   if (deleting) return { status: ConditionStatus.False, reason: ReadyReason.Deleting, message: "the rollout is being deleted" };
   if (isReady(progress, deleting, stalled)) {
@@ -57,6 +69,8 @@ function readyCondition(progress: Progress, deleting: boolean, stalled: boolean)
     }
     return { status: ConditionStatus.True, reason: ReadyReason.AllReplicasReady, message: `${complete}/${desired} pods ready or succeeded` };
   }
+  // Replacements leave ordinals missing or not Ready for a while: the update is what goes on.
+  if (progress.outdated > 0) return { status: ConditionStatus.False, reason: ReadyReason.UpdatingPods, message: update };
   if (present < desired) {
     return { status: ConditionStatus.False, reason: ReadyReason.ReplicasMissing, message: `${present}/${desired} pods exist${notes(progress)}` };
   }
@@ -70,7 +84,7 @@ function readyCondition(progress: Progress, deleting: boolean, stalled: boolean)
   return { status: ConditionStatus.False, reason: ReadyReason.ScalingDown, message: `${extra + terminating} pods above spec.replicas=${desired} remain (${terminating} terminating)` };
 }
 
-function progressingCondition(progress: Progress, plan: Plan, deleting: boolean): ConditionFields {
+function progressingCondition(progress: Progress, plan: Plan, deleting: boolean, update: string): ConditionFields {
   const { blocker } = plan;
   if (deleting) {
     return { status: ConditionStatus.True, reason: ProgressingReason.Deleting, message: "deleting pods before the rollout goes" };
@@ -83,6 +97,9 @@ function progressingCondition(progress: Progress, plan: Plan, deleting: boolean)
     return { status: ConditionStatus.False, reason: ProgressingReason.Complete, message: `all ${progress.desired} pods ready or succeeded${failed}` };
   }
   if (blocker !== undefined) return { status: ConditionStatus.True, reason: blocker.reason, message: blocker.message };
+  if (progress.outdated > 0) {
+    return { status: ConditionStatus.True, reason: ProgressingReason.UpdatingPods, message: `${update}; wave ${plan.wave.number} limited by ${plan.wave.limitedBy}` };
+  }
   if (progress.missing + progress.creating > 0) {
     return {
       status: ConditionStatus.True,
@@ -123,14 +140,17 @@ export function computeStatus(input: Observation, plan: Plan, now: number): Batc
   const generation = rollout.metadata.generation ?? 0;
   const deleting = rollout.metadata.deletionTimestamp !== undefined;
   const previous = rollout.status?.conditions ?? [];
+  const update = updateNote(plan.progress, input.templateHash, rollout.spec.updateStrategy.partition);
   const status: BatchRolloutStatus = {
     observedGeneration: generation,
     ...input.pods.counts,
     selector: selectorFor(rollout.metadata.name),
+    updateTemplateHash: input.templateHash,
+    currentTemplateHash: input.pods.currentTemplateHash,
     wave: plan.wave,
     conditions: [
-      stamp(ConditionType.Ready, readyCondition(plan.progress, deleting, plan.blocker?.stalled === true), previous, generation, now),
-      stamp(ConditionType.Progressing, progressingCondition(plan.progress, plan, deleting), previous, generation, now),
+      stamp(ConditionType.Ready, readyCondition(plan.progress, deleting, plan.blocker?.stalled === true, update), previous, generation, now),
+      stamp(ConditionType.Progressing, progressingCondition(plan.progress, plan, deleting, update), previous, generation, now),
       stamp(ConditionType.Stalled, stalledCondition(plan), previous, generation, now),
     ],
   };
