@@ -99,6 +99,9 @@ describe("helm install of the chart", () => {
           { verb: "update", group: "batchrollout.dev", resource: "batchrollouts", subresource: "finalizers", namespace: "any" },
           { verb: "update", group: "coordination.k8s.io", resource: "leases", namespace: ns },
           { verb: "create", group: "events.k8s.io", resource: "events", namespace: "any" },
+          // Secure /metrics (the default): who a scraper's token is, and whether it may get /metrics.
+          { verb: "create", group: "authentication.k8s.io", resource: "tokenreviews" },
+          { verb: "create", group: "authorization.k8s.io", resource: "subjectaccessreviews" },
         ];
         for (const attrs of needs) expect(await can(admin, user, attrs), JSON.stringify(attrs)).toBe(true);
         for (const verb of ["get", "list", "watch"]) expect(await can(admin, user, { verb, resource: "secrets", namespace: ns }), `${verb} secrets`).toBe(false);
