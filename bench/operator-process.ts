@@ -54,6 +54,7 @@ export async function startOperator(opts: { kubeconfig: string; namespace: strin
       `--kubeconfig=${opts.kubeconfig}`,
       `--watch-namespace=${opts.namespace}`,
       "--leader-elect=false",
+      "--metrics-secure=false", // the sampler reads /metrics over plain http on loopback
       `--metrics-port=${metricsPort}`,
       `--health-port=${healthPort}`,
       `--bind-address=${LOOPBACK}`,
