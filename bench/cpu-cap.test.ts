@@ -36,6 +36,12 @@ describe("levels and oracles on the command line", () => {
     expect(parseLevels("0.5, 1,unlimited")).toEqual([{ label: "0.5", cpus: 0.5 }, { label: "1", cpus: 1 }, { label: "unlimited" }]);
   });
 
+  it("takes APF shares after @ as the second knob", () => {
+    expect(parseLevels("0.5@20,unlimited@10")).toEqual([{ label: "0.5@20", cpus: 0.5, shares: 20 }, { label: "unlimited@10", shares: 10 }]);
+    expect(() => parseLevels("1@0")).toThrow(/shares/);
+    expect(() => parseLevels("1@2@3")).toThrow(/shares/);
+  });
+
   it("rejects nonsense, zero and duplicates", () => {
     expect(() => parseLevels("fast")).toThrow(/neither/);
     expect(() => parseLevels("0")).toThrow(/neither/);

@@ -17,20 +17,36 @@ export const CFS_MIN_QUOTA_US = 1_000;
 export const CGROUP_PREFIX = "batchrollout-bench-";
 
 export interface CpuLevel {
-  /** As given on the command line ("0.5", "1", "unlimited"). */
+  /** As given on the command line ("0.5", "1", "unlimited", "unlimited@10"). */
   label: string;
   /** CPUs the capped processes may use together; undefined = no quota. */
   cpus?: number;
+  /**
+   * The second knob: nominalConcurrencyShares of the writer's (and the bystander's) APF priority level,
+   * when the CPU cap alone does not spread the levels' safe rates (undefined = the default, 100).
+   */
+  shares?: number;
 }
+
+/** Separates a level's CPUs from its APF shares: "0.5@20". */
+const SHARES_SEPARATOR = "@";
 
 const UNLIMITED = "unlimited";
 
-/** "0.5,1,unlimited" → levels in the order given; rejects duplicates, non-positive or non-numeric values. */
+/**
+ * "0.5,1,unlimited" → levels in the order given; "unlimited@10" also sets the APF shares. Rejects
+ * duplicates, non-positive or non-numeric values.
+ */
 export function parseLevels(list: string): CpuLevel[] {
   const out: CpuLevel[] = [];
   for (const raw of list.split(",").map((s) => s.trim()).filter(Boolean)) {
-    const level: CpuLevel = raw === UNLIMITED ? { label: UNLIMITED } : { label: raw, cpus: Number(raw) };
+    const [cpu = "", shares, ...more] = raw.split(SHARES_SEPARATOR);
+    const level: CpuLevel = cpu === UNLIMITED ? { label: raw } : { label: raw, cpus: Number(cpu) };
     if (level.cpus !== undefined && !(Number.isFinite(level.cpus) && level.cpus > 0)) throw new Error(`--control-plane-cpu: "${raw}" is neither a positive number of CPUs nor "${UNLIMITED}"`);
+    if (shares !== undefined) {
+      level.shares = Number(shares);
+      if (more.length > 0 || !(Number.isInteger(level.shares) && level.shares > 0)) throw new Error(`--control-plane-cpu: "${raw}": the APF shares after "${SHARES_SEPARATOR}" must be a positive integer`);
+    }
     if (out.some((l) => l.label === level.label)) throw new Error(`--control-plane-cpu: "${raw}" is given twice`);
     out.push(level);
   }

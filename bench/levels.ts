@@ -9,6 +9,7 @@ import { runningProcess } from "../test/cluster/processes.ts";
 import { BYSTANDER_P99_TARGET_MS } from "./bystander.ts";
 import { CFS_PERIOD_US, CpuCap, type CpuLevel, type CpuStat, quotaUs } from "./cpu-cap.ts";
 import { bystanderStats } from "./figures.ts";
+import { SHARED_PRIORITY_LEVEL } from "./identities.ts";
 import { kubeBurner } from "./methods/kube-burner.ts";
 import type { Method } from "./methods/method.ts";
 import { methodDeadlineMs } from "./modes.ts";
@@ -61,6 +62,9 @@ export function machineModel(): string {
 function diff(a: CpuStat, b: CpuStat): CpuStat {
   return { nrPeriods: b.nrPeriods - a.nrPeriods, nrThrottled: b.nrThrottled - a.nrThrottled, throttledS: Math.round((b.throttledS - a.throttledS) * 100) / 100 };
 }
+
+/** A level's label as part of a file name ("unlimited@10" → "unlimited-10"). */
+export const fileSafe = (label: string) => label.replace(/[^\w.-]/g, "-");
 
 let activeCap: CpuCap | undefined;
 function releaseCap(): void {
@@ -120,7 +124,7 @@ export async function runLevels(o: LevelsOptions): Promise<void> {
     lr.notes.push(`operator: ${OPERATOR_ENTRY}`);
     run.levels.push(lr);
     say(`\n━━ level ${level.label}${level.cpus !== undefined ? " CPU" : ""} (${i + 1}/${o.levels.length}): fresh cluster`);
-    const workRoot = join(o.workRoot, `cpu-${level.label}`);
+    const workRoot = join(o.workRoot, `cpu-${fileSafe(level.label)}`);
     mkdirSync(workRoot, { recursive: true });
     await down();
     let session: Session | undefined;
@@ -129,6 +133,11 @@ export async function runLevels(o: LevelsOptions): Promise<void> {
       const all = o.oracle ? [...o.methods, kubeBurner(1)] : o.methods;
       session = await openSession({ nodes: o.nodes, methods: all, workRoot, bystanderMaxS: BYSTANDER_LEVEL_MAX_S, say });
       run.identities = session.identitiesOut;
+      if (level.shares !== undefined) {
+        await setLevelShares(session, level.shares);
+        lr.notes.push(`APF: ${SHARED_PRIORITY_LEVEL}'s nominalConcurrencyShares set to ${level.shares} (default ${DEFAULT_SHARES}), autoupdate-spec off`);
+        say(`APF: ${SHARED_PRIORITY_LEVEL} nominalConcurrencyShares → ${level.shares}`);
+      }
       const cap = new CpuCap(level);
       activeCap = cap;
       cap.create();
@@ -204,6 +213,19 @@ export async function runLevels(o: LevelsOptions): Promise<void> {
   for (const l of run.levels) say(`${l.level.label}: oracle ${l.search?.oracle ?? "–"}/s\n${levelTable(l)}\n`);
   for (const ext of ["json", "md", "svg"]) say(`wrote ${relative(REPO_ROOT, file(ext))}`);
   say("the last level's cluster keeps running; stop it with: bash scripts/run.sh cluster:down (same BATCHROLLOUT_* variables)");
+}
+
+/** kube-apiserver's suggested nominalConcurrencyShares for workload-low. */
+const DEFAULT_SHARES = 100;
+/** Without this annotation set to "false", kube-apiserver puts its suggested spec back. */
+const AUTOUPDATE_ANNOTATION = "apf.kubernetes.io/autoupdate-spec";
+
+/** The second knob: fewer (or more) seats for the writer's and the bystander's priority level. */
+async function setLevelShares(s: Session, shares: number): Promise<void> {
+  await s.admin.patch(`/apis/flowcontrol.apiserver.k8s.io/v1/prioritylevelconfigurations/${SHARED_PRIORITY_LEVEL}`, {
+    metadata: { annotations: { [AUTOUPDATE_ANNOTATION]: "false" } },
+    spec: { limited: { nominalConcurrencyShares: shares } },
+  });
 }
 
 type Measure = (method: Method, n: number, keep: boolean) => Promise<MethodResult>;

@@ -4,7 +4,7 @@ import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { REPO_ROOT, VERSIONS, paths } from "../test/cluster/layout.ts";
 import { parseLevels, parseOracles } from "./cpu-cap.ts";
-import { runLevels } from "./levels.ts";
+import { fileSafe, runLevels } from "./levels.ts";
 import { MATRIX_LEVELS, MATRIX_METHODS, MODES, type Mode, checkCapacity, methodDeadlineMs, selectMethods } from "./modes.ts";
 import { ORACLE_METHOD_ID } from "./report/matrix.ts";
 import { runChart } from "./report/charts.ts";
@@ -58,7 +58,7 @@ async function main(): Promise<void> {
     checkCapacity(methods, n, nodes);
     const levels = parseLevels(cpuLevels);
     const sized = n !== MODES[mode].n || nodes !== MODES[mode].nodes ? `-n${n}` : "";
-    const label = mode === "matrix" && cpuLevels === MATRIX_LEVELS ? `matrix${sized}` : `${mode}${sized}-cpu-${levels.map((l) => l.label).join("_")}`;
+    const label = mode === "matrix" && cpuLevels === MATRIX_LEVELS ? `matrix${sized}` : `${mode}${sized}-cpu-${levels.map((l) => fileSafe(l.label)).join("_")}`;
     const stem = `${stamp(new Date())}-${label}`;
     await runLevels({
       mode, label, stem, n, nodes, levels, methods, oracle: names.includes(ORACLE_METHOD_ID), reuse: parseOracles(values.oracle),

@@ -6,12 +6,14 @@ import { ORACLE_METHOD_ID, type LevelResult } from "./matrix.ts";
 // fixed rate that kept the bystander within its SLO) drawn dashed as the frontier; and the bystander's
 // p99 against CPU, with the bystander alone (no writer) beside the methods.
 
-const X_LABEL = "control-plane CPU (cores; unlimited drawn at the machine's core count)";
+const X_LABEL = "control-plane CPU (cores; unlimited at the machine's core count; a level with APF shares s at CPU × s/100)";
+/** kube-apiserver's default nominalConcurrencyShares for workload-low: a level's shares scale its x by shares / this. */
+const DEFAULT_SHARES = 100;
 const isProduct = (id: string) => id === "batchrollout" || id === "stressor";
 
-/** Where a level sits on the x axis: its CPUs, or the machine's cores when unlimited. */
+/** Where a level sits on the x axis: its CPUs (the machine's cores when unlimited), scaled by its APF shares if set. */
 export function levelX(level: LevelResult, cores: number): number {
-  return level.level.cpus ?? cores;
+  return (level.level.cpus ?? cores) * (level.level.shares ?? DEFAULT_SHARES) / DEFAULT_SHARES;
 }
 
 function byMethod(levels: readonly LevelResult[], cores: number, value: (l: LevelResult, id: string) => number | undefined): Series[] {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Figures, StressorFigures } from "../figures.ts";
 import type { MethodResult } from "../result.ts";
-import { matrixChart } from "./matrix-charts.ts";
+import { levelX, matrixChart } from "./matrix-charts.ts";
 import { type LevelResult, ORACLE_METHOD_ID, bestSingleRate, levelTable, levelTargets, ratioToOracle } from "./matrix.ts";
 
 function method(id: string, makespanRunningS: number | undefined, bystander: Partial<Figures["bystander"]> = {}, extra: Partial<MethodResult> = {}): MethodResult {
@@ -80,6 +80,14 @@ describe("the best single fixed rate", () => {
 });
 
 describe("the matrix chart", () => {
+  it("puts unlimited at the core count and scales a level with APF shares", () => {
+    expect(levelX(level("unlimited", undefined, []), 2)).toBe(2);
+    expect(levelX(level("0.5", 0.5, []), 2)).toBe(0.5);
+    const shared = level("unlimited@25", undefined, []);
+    shared.level.shares = 25;
+    expect(levelX(shared, 2)).toBe(0.5);
+  });
+
   it("draws one dotted line per method against CPU, the oracle dashed, unlimited at the core count", () => {
     const levels = [level("0.5", 0.5, [method(ORACLE_METHOD_ID, 80), method("batchrollout", 70)], 12), level("unlimited", undefined, [method(ORACLE_METHOD_ID, 20), method("batchrollout", 22)], 60)];
     const svg = matrixChart("t", levels, 2);

@@ -140,7 +140,7 @@ export function levelTable(level: LevelResult): string {
   const rows = level.methods.map((m) => {
     const f = m.figures;
     const t = level.throttled[m.id];
-    return [m.label, String(m.pods), f.makespanRunningS ?? dash, f.throughputPerS ?? (f.runningThroughput ? `(${f.runningThroughput.perS})` : dash),
+    return [m.label, String(m.pods), m.error ? "failed" : (f.makespanRunningS ?? (m.timedOut ? "timed out" : dash)), f.throughputPerS ?? (f.runningThroughput ? `(${f.runningThroughput.perS})` : dash),
       f.bystander.p99Ms ?? dash, `${f.bystander.errors}/${f.bystander.requests}`, apf429(m), t ? r2(t.throttledS) : dash,
       ratioToOracle(m, level) ?? dash, verdictOf(m, level.targets)].map(String);
   });
@@ -173,6 +173,7 @@ function levelSection(level: LevelResult): string[] {
     ...(stress ? [`Stressor: the second writer started at ${stress.triggerS} s; the rollout's creation rate fell below 70 % of its ${stress.baselineRatePerS}/s after ${stress.cutAfterS ?? "never"} s (the sizer's own first slow-down after ${stress.controllerCutAfterS ?? "never"} s${stress.controllerCutReason ? `: ${stress.controllerCutReason}` : ""}).`, ""] : []),
     ...(level.targets.length ? ["| target | verdict | ratio | measured |", "| --- | --- | --- | --- |", ...level.targets.map((t) => `| ${t.name} | **${t.verdict}** | ${t.ratio ?? dash} | ${t.detail} |`), ""] : []),
     ...level.notes.map((n) => `- ${n}`),
+    ...level.methods.filter((x) => x.error).map((x) => `- ${x.label} failed: ${x.error}`),
     ...(level.error ? [`- **error**: ${level.error}`] : []),
     "",
   ];
