@@ -74,6 +74,7 @@ describe("update: sizes", () => {
 
   it("gives replacements at most half a wave (each brings a create later), at least one, within what is left", () => {
     expect(replacementBudget(10, 0)).toBe(5);
+    expect(replacementBudget(23, 0)).toBe(12);
     expect(replacementBudget(10, 7)).toBe(3);
     expect(replacementBudget(1, 0)).toBe(1);
     expect(replacementBudget(1, 1)).toBe(0);

@@ -16,7 +16,7 @@ import type { ObservedPod } from "./observed.ts";
  *
  * Budget
  *   A replacement costs two writes, its delete now and its create a wave later. A wave's deletes of
- *   old pods are at most REPLACEMENT_SHARE of the sizer's size (at least one), and the wave's writes
+ *   old pods are at most REPLACEMENT_SHARE of the sizer's size (rounded up), and the wave's writes
  *   (scale-down deletes, creates, replacement deletes) never exceed the size: in steady state a wave
  *   creates what the last one deleted and deletes as many again, so the rate the sizer chose is the
  *   rate sent, and the first wave of an update is no burst of deletes.
@@ -53,7 +53,9 @@ export function maxUnavailableCount(spec: Pick<BatchRolloutSpec, "replicas" | "u
 /** The most deletes of old pods a wave of `size` may send, given `used` writes it already spends. */
 export function replacementBudget(size: number, used: number): number {
   if (size <= 0) return 0;
-  const share = Math.max(1, Math.floor(size * REPLACEMENT_SHARE));
+  // Rounded up: a wave of only deletes then uses at least half the rate, which the sizer reads as a
+  // wave that used its rate (under half, it holds the rate instead of growing it).
+  const share = Math.max(1, Math.ceil(size * REPLACEMENT_SHARE));
   return Math.max(0, Math.min(share, size - used));
 }
 
