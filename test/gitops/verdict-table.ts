@@ -11,6 +11,7 @@ import { CAPTURE_DIR, type Verdicts } from "./checker.ts";
 export const ROWS = [
   "new",
   "progressing",
+  "updating",
   "waiting-on-guard",
   "paused",
   "stalled-template-rejected",
@@ -41,6 +42,11 @@ export const TABLE: Record<Row, TableRow> = {
     want: { kstatus: "InProgress", argocd: "Progressing", flux: "InProgress" },
   },
   progressing: { state: "progressing", want: { kstatus: "InProgress", argocd: "Progressing", flux: "InProgress" } },
+  updating: {
+    state: "updating (a template change replacing pods)",
+    // Ready=False (UpdatingPods) until every pod at or above the partition runs the new template.
+    want: { kstatus: "InProgress", argocd: "Progressing", flux: "InProgress" },
+  },
   "waiting-on-guard": { state: "waiting on a guard", want: { kstatus: "InProgress", argocd: "Progressing", flux: "InProgress" } },
   paused: { state: "paused", want: { kstatus: "InProgress", argocd: "Suspended", flux: "InProgress" } },
   "stalled-template-rejected": { state: "stalled: template rejected", want: { kstatus: "Failed", argocd: "Degraded", flux: "Failed" } },

@@ -33,6 +33,8 @@ const SMALL = 3;
 /** Fixed 5-pod waves 2 s apart: the rollout is still creating when captured. */
 const SLOW_WAVES = { strategy: "Fixed", initialSize: 5, minSize: 5, maxSize: 5, minInterval: "2s" };
 const PROGRESSING_REPLICAS = 100;
+/** Update: 20 pods replaced one at a time (maxUnavailable 1) in 2 s waves, still replacing when captured. */
+const UPDATING = { replicas: 20, updateStrategy: { maxUnavailable: 1 } } as const;
 const FAILED_PODS = 2;
 
 /**
@@ -111,6 +113,7 @@ describe("GitOps verdicts on captures from the local control plane", () => {
 
     await Promise.all([
       rollout(admin, n, "progressing", { replicas: PROGRESSING_REPLICAS, waves: SLOW_WAVES }),
+      rollout(admin, n, "updating", { ...UPDATING, waves: SLOW_WAVES }),
       rollout(admin, n, "guard", { replicas: SMALL, guards: { ipam: IPAM, scheduler: { maxPending: 0 } } }),
       rollout(admin, n, "paused", { replicas: SMALL, paused: true }),
       rollout(admin, n, "rejected", { replicas: SMALL, template: { spec: { containers: [{ name: "Not_A_DNS_Label", image: "registry.k8s.io/pause:3.10" }] } } }),
@@ -125,6 +128,13 @@ describe("GitOps verdicts on captures from the local control plane", () => {
     const failures = ["0", "1"].map(Number).slice(0, FAILED_PODS);
     await Promise.all([
       reach(admin, n, "progressing", "creating pods", (r) => condIs(r, "Progressing", "True", "CreatingPods") && (r.status?.replicas ?? 0) > 0).then(() => capture("progressing", "progressing")),
+      (async () => {
+        await waitForReady(admin, n, "updating", ROW_TIMEOUT_MS);
+        const template = { metadata: { labels: { version: "v2" } }, spec: { containers: [{ name: "main", image: "registry.k8s.io/pause:3.10" }] } };
+        await admin.patch(rolloutPath(n, "updating"), { spec: { template } });
+        await reach(admin, n, "updating", "replacing pods", (r) => condIs(r, "Progressing", "True", "UpdatingPods") && (r.status?.updatedReplicas ?? 0) > 0);
+        await capture("updating", "updating");
+      })(),
       reach(admin, n, "guard", "waiting on a guard", (r) => condIs(r, "Progressing", "True", "WaitingForCapacity")).then(() => capture("waiting-on-guard", "guard")),
       reach(admin, n, "paused", "paused", (r) => condIs(r, "Progressing", "False", "Paused")).then(() => capture("paused", "paused")),
       reach(admin, n, "rejected", "template rejected", (r) => condIs(r, "Stalled", "True", "TemplateRejected")).then(() => capture("stalled-template-rejected", "rejected")),
@@ -215,7 +225,7 @@ describe("GitOps verdicts on captures from the local control plane", () => {
   }
 
   it("Argo CD's Progressing verdicts keep the operator's message", () => {
-    for (const row of ["progressing", "waiting-on-guard"] as const) {
+    for (const row of ["progressing", "updating", "waiting-on-guard"] as const) {
       expect(verdicts.get(row)?.argocd.message).toBe(progressingMessage(row));
     }
   });
