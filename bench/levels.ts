@@ -14,7 +14,7 @@ import { kubeBurner } from "./methods/kube-burner.ts";
 import type { Method } from "./methods/method.ts";
 import { methodDeadlineMs } from "./modes.ts";
 import { OPERATOR_ENTRY } from "./operator-process.ts";
-import { type Probe, nextProbe, probePods, probeVerdict } from "./oracle-search.ts";
+import { type Probe, nextProbe, probeIsShort, probePods, probeVerdict } from "./oracle-search.ts";
 import { matrixChart } from "./report/matrix-charts.ts";
 import { ORACLE_METHOD_ID, type LevelResult, type MatrixResult, bestSingleRate, levelTable, levelTargets, renderMatrixMarkdown } from "./report/matrix.ts";
 import type { MethodResult } from "./result.ts";
@@ -258,7 +258,7 @@ async function oracle(lr: LevelResult, o: LevelsOptions, measure: Measure, say: 
         complete: f.correctness.ok && !r.timedOut && r.error === undefined,
       };
       const v = probeVerdict(figures);
-      const probe: Probe & { throttled?: CpuStat } = { qps: step.qps, pods, ...figures, ...v, ...(lr.throttled[id] ? { throttled: lr.throttled[id] } : {}) };
+      const probe: Probe & { throttled?: CpuStat } = { qps: step.qps, pods, ...(probeIsShort(step.qps, o.n) ? { short: true } : {}), ...figures, ...v, ...(lr.throttled[id] ? { throttled: lr.throttled[id] } : {}) };
       delete lr.throttled[id];
       lr.search.probes.push(probe);
       say(`  → ${v.safe ? "safe" : `unsafe (${v.why})`}`);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ORACLE_SEARCH, type Probe, bracket, nextProbe, probePods, probeVerdict } from "./oracle-search.ts";
+import { ORACLE_SEARCH, type Probe, bracket, nextProbe, probeIsShort, probePods, probeVerdict } from "./oracle-search.ts";
 
 const probe = (qps: number, safe: boolean): Probe => ({ qps, pods: 100, safe, errors: 0, requests: 300, complete: true });
 
@@ -59,6 +59,11 @@ describe("probes", () => {
     expect(probePods(16, 5_000)).toBe(16 * ORACLE_SEARCH.probeWriteS);
     expect(probePods(2, 5_000)).toBe(ORACLE_SEARCH.probeMinPods);
     expect(probePods(400, 5_000)).toBe(5_000);
+  });
+
+  it("are short when N cuts their window", () => {
+    expect(probeIsShort(49, 600)).toBe(true);
+    expect(probeIsShort(20, 600)).toBe(false);
   });
 
   it("are safe only complete, with bystander requests, no errors and p99 within the SLO", () => {

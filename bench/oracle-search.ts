@@ -35,6 +35,8 @@ export interface ProbeFigures {
 export interface Probe extends ProbeFigures {
   qps: number;
   pods: number;
+  /** Capped at N, so it wrote for less than probeWriteS: fewer bystander requests, a kinder p99. */
+  short?: boolean;
   safe: boolean;
   /** Why it was unsafe, in words. */
   why?: string;
@@ -48,6 +50,11 @@ export function probeVerdict(f: ProbeFigures): { safe: boolean; why?: string } {
   if (f.errors > 0) return { safe: false, why: `${f.errors} bystander errors` };
   if (f.p99Ms > BYSTANDER_P99_TARGET_MS) return { safe: false, why: `bystander p99 ${f.p99Ms} ms > ${BYSTANDER_P99_TARGET_MS}` };
   return { safe: true };
+}
+
+/** Whether a probe at `qps` is cut short by N (see Probe.short). */
+export function probeIsShort(qps: number, n: number, s = ORACLE_SEARCH): boolean {
+  return Math.round(qps * s.probeWriteS) > n;
 }
 
 /** Pods for a probe at `qps`: about probeWriteS seconds of writing, at least probeMinPods, at most n. */

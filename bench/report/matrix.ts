@@ -151,7 +151,7 @@ export function probeTable(search: OracleSearchResult): string {
   return [
     "| probe | qps | pods | makespan (s) | bystander p99 (ms) | errors | throttled (s) | verdict |",
     "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ...search.probes.map((p, i) => `| ${i + 1} | ${p.qps} | ${p.pods} | ${p.makespanS ?? dash} | ${p.p99Ms ?? dash} | ${p.errors}/${p.requests} | ${p.throttled ? r2(p.throttled.throttledS) : dash} | ${p.safe ? "safe" : `unsafe: ${p.why ?? "?"}`} |`),
+    ...search.probes.map((p, i) => `| ${i + 1} | ${p.qps} | ${p.pods} | ${p.makespanS ?? dash} | ${p.p99Ms ?? dash} | ${p.errors}/${p.requests} | ${p.throttled ? r2(p.throttled.throttledS) : dash} | ${p.safe ? "safe" : `unsafe: ${p.why ?? "?"}`}${p.short ? " (short: capped at N)" : ""} |`),
   ].join("\n");
 }
 
