@@ -36,7 +36,7 @@ const SCALE_TEST_TIMEOUT_MS = 300_000;
 const FIXED_TEST_TIMEOUT_MS = 90_000;
 
 /** The priority-0 printer columns of the CRD, in order, as `kubectl get br` prints them. */
-const PRINTER_COLUMNS = ["NAME", "DESIRED", "CREATED", "RUNNING", "WAVE", "LIMITED-BY", "READY", "AGE"];
+const PRINTER_COLUMNS = ["NAME", "DESIRED", "CREATED", "UPDATED", "RUNNING", "WAVE", "LIMITED-BY", "READY", "AGE"];
 
 /** Fixed strategy under test: 3 waves of 100, at least 2 s apart. */
 const FIXED = { replicas: 300, initialSize: 100, minIntervalMs: 2_000 } as const;
@@ -75,6 +75,7 @@ describe("BatchRollout rollout", () => {
         NAME,
         DESIRED: "2000",
         CREATED: "2000",
+        UPDATED: "2000",
         RUNNING: "2000",
         WAVE: String(status?.wave?.number),
         "LIMITED-BY": "None",

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { pino } from "pino";
-import { API_VERSION, KIND, LABEL_NAME, LABEL_ORDINAL } from "../../../src/api/batchrollout.ts";
+import { API_VERSION, KIND, LABEL_NAME, LABEL_ORDINAL, LABEL_TEMPLATE_HASH } from "../../../src/api/batchrollout.ts";
 import type { BatchRolloutStatus, Condition } from "../../../src/api/batchrollout.ts";
 import type { EventObject } from "../../../src/controllers/event-recorder.ts";
 import { Informer } from "../../../src/controllers/informer.ts";
@@ -200,6 +200,8 @@ export interface PodEvent {
   name: string;
   uid: string;
   ordinal: number | undefined;
+  /** The pod's batchrollout.dev/template-hash label. */
+  templateHash: string | undefined;
   /** Pods in the namespace right after this event. */
   count: number;
   /** From the watch's first list (what existed when it started), not a change seen live. */
@@ -286,7 +288,8 @@ export class PodWatch {
     const ordinal = ordinalOf(pod);
     const count = this.#informer.size;
     // The informer marks itself synced only after its first list is in the cache.
-    this.events.push({ type, at: Date.now(), name: pod.metadata.name, uid: pod.metadata.uid, ordinal, count, initial: !this.#informer.hasSynced });
+    const templateHash = pod.metadata.labels?.[LABEL_TEMPLATE_HASH];
+    this.events.push({ type, at: Date.now(), name: pod.metadata.name, uid: pod.metadata.uid, ordinal, templateHash, count, initial: !this.#informer.hasSynced });
     this.maxCount = Math.max(this.maxCount, count);
     if (count > this.#maxPods) this.violations.push(`${type} ${pod.metadata.name}: ${count} pods in the namespace, more than ${this.#maxPods}`);
     if (type === "DELETED" || ordinal === undefined) return;
