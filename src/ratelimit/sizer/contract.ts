@@ -5,7 +5,11 @@ import type { BatchRolloutSpec, LimitedBy } from "../../api/batchrollout.ts";
 import { durationToMs } from "../../api/duration.ts";
 import type { IpHeadroom } from "../ipam/index.ts";
 import type { WriteTick } from "../write-latency.ts";
-import { MAX_WAVE_PERIOD_MS, MIN_WAVE_PERIOD_MS } from "./constants.ts";
+
+/** Shortest wave period: a 0 s minInterval still gets waves of a second's writes. */
+export const MIN_WAVE_PERIOD_MS = 1_000;
+/** Longest wave period: a long minInterval (up to 24h) spaces the waves' starts, not their writes. */
+export const MAX_WAVE_PERIOD_MS = 10_000;
 
 export interface RateLimit {
   /** Writes in flight at once (bottleneck maxConcurrent). */

@@ -1,5 +1,5 @@
 import { lossCount } from "../write-latency.ts";
-import { LOSS_MIN_PAUSE_MS, MAX_CONCURRENCY, MIN_CONCURRENCY } from "./constants.ts";
+import { LOSS_MIN_PAUSE_MS, MAX_CONCURRENCY } from "./tunables.ts";
 import { type RateLimit, type SizerSpec, type WaveDecision, type WaveSignals, type WaveSizer, clamp, wavePeriodMs } from "./contract.ts";
 import { capByGuards } from "./guards.ts";
 import { stopDecision } from "./stop.ts";
@@ -30,7 +30,7 @@ export class FixedWaveSizer implements WaveSizer {
     const { now } = signals;
     const size = this.#spec.waves.initialSize;
     const periodMs = wavePeriodMs(this.#spec);
-    const rateLimit: RateLimit = { concurrency: clamp(size, MIN_CONCURRENCY, MAX_CONCURRENCY), perSecond: size / (periodMs / 1_000) };
+    const rateLimit: RateLimit = { concurrency: clamp(size, 1, MAX_CONCURRENCY), perSecond: size / (periodMs / 1_000) };
     const w = signals.writes;
     this.#pauseUntil = Math.max(this.#pauseUntil, signals.retryAfterUntil ?? 0, w?.retryAfterUntil ?? 0);
     if (w && lossCount(w) > 0) this.#pauseUntil = Math.max(this.#pauseUntil, now + LOSS_MIN_PAUSE_MS);

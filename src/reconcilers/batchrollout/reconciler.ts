@@ -48,7 +48,7 @@ export interface ReconcilerDeps extends SignalSources {
   gate: RetryAfterGate;
   logger: Logger;
   metrics?: RolloutMetrics;
-  pace?: Pick<ClusterPace, "grant" | "release" | "forget" | "record">;
+  pace?: Pick<ClusterPace, "grant" | "release" | "forget" | "record" | "learn" | "controller">;
   /** The namespaces' ResourceQuotas: a change ends a refusal's wait for its next probe. */
   quotas?: Pick<QuotaCache, "fingerprint">;
   /** Whether this replica's Lease is still fresh enough to write (LeaderElector.leadsAt); absent without leader election. */

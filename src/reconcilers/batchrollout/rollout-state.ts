@@ -34,15 +34,16 @@ export interface RolloutState {
 
 export interface RolloutStateDeps {
   gate: RetryAfterGate;
-  pace?: Pick<ClusterPace, "record">;
+  pace?: Pick<ClusterPace, "record" | "learn" | "controller">;
   now: () => number;
 }
 
 export function newRolloutState(uid: string | undefined, spec: BatchRolloutSpec, deps: RolloutStateDeps): RolloutState {
   const window = new WriteLatencyWindow();
-  const sizer = createWaveSizer(spec);
-  const decision = sizer.next({ now: deps.now(), remaining: 0 });
   const { pace } = deps;
+  // Adaptive rollouts share the API server's one rate controller when the operator runs one.
+  const sizer = createWaveSizer(spec, pace);
+  const decision = sizer.next({ now: deps.now(), remaining: 0 });
   // The cluster's pace sees every rollout's writes too.
   const record = pace ? { record: (o: WriteOutcome) => (window.record(o), pace.record(o)) } : window;
   return {
