@@ -28,18 +28,14 @@ export class ClusterPace implements SharedRate {
   }
 
   learn(signals: WaveSignals, limits: Limits): RateController {
-    const l = this.#limits;
-    this.#limits = l
-      ? { targetMs: Math.min(l.targetMs, limits.targetMs), initialRate: l.initialRate, minRate: Math.min(l.minRate, limits.minRate), maxRate: Math.max(l.maxRate, limits.maxRate), yieldFloor: Math.min(l.yieldFloor, limits.yieldFloor) }
-      : limits;
+    const l = this.#limits ?? limits;
+    this.#limits = { ...l, targetMs: Math.min(l.targetMs, limits.targetMs), minRate: Math.min(l.minRate, limits.minRate), maxRate: Math.max(l.maxRate, limits.maxRate), yieldFloor: Math.min(l.yieldFloor, limits.yieldFloor) };
     const { now } = signals;
-    if (now - this.#lastTick >= MIN_WAVE_PERIOD_MS) {
-      this.#lastTick = now;
-      const { retryAfterUntil, othersCreating } = signals;
-      this.controller.tick({ now, writes: this.#window.tick(now), ...(retryAfterUntil === undefined ? {} : { retryAfterUntil }), ...(othersCreating === undefined ? {} : { othersCreating }) }, this.#limits);
-      this.#limits = undefined;
-      this.#budget.setRate(this.controller.sendRate(), now);
-    }
+    if (now - this.#lastTick < MIN_WAVE_PERIOD_MS) return this.controller;
+    this.#lastTick = now;
+    this.controller.tick({ ...signals, writes: this.#window.tick(now) }, this.#limits);
+    this.#limits = undefined;
+    this.#budget.setRate(this.controller.sendRate(), now);
     return this.controller;
   }
 

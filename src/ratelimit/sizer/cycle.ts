@@ -7,31 +7,23 @@ import { clamp } from "./contract.ts";
 import { TUNABLES as T } from "./tunables.ts";
 
 export class Cycle {
-  #periodMs: number;
-  #intervalMs: number;
+  #periodMs = 0;
+  #intervalMs = 0;
   #overheadMs = 0;
-  /** The last wave: when it was decided, its size, and how long its writes take at the pace given. */
+  /** The last wave: when it was decided, its size, how long its writes take at the pace given. */
   #last = { at: 0, size: 0, sendMs: 0 };
 
-  constructor(periodMs: number, intervalMs: number) {
-    this.#periodMs = periodMs;
-    this.#intervalMs = intervalMs;
-  }
+  get overheadMs(): number { return this.#overheadMs; }
 
-  get overheadMs(): number {
-    return this.#overheadMs;
-  }
-
-  /** A new spec's period; an overhead learned under a longer one must not fill the new one. */
+  /** The spec's period; an overhead learned under a longer one must not fill a shorter one. */
   setPeriod(periodMs: number, intervalMs: number): void {
-    this.#periodMs = periodMs;
-    this.#intervalMs = intervalMs;
+    [this.#periodMs, this.#intervalMs] = [periodMs, intervalMs];
     this.#overheadMs = Math.min(this.#overheadMs, T.cycleShare * periodMs);
   }
 
   /**
-   * Closes the last wave's cycle at `now`: learns the overhead (half way to a late cycle's, or shrinking
-   * by smoothing when the wave waited for minInterval) and returns the late time a creditable wave gets:
+   * Closes the last wave's cycle: the overhead moves half way to a late cycle's, or shrinks by
+   * smoothing when the wave waited for minInterval. Returns the late time a creditable wave gets:
    * none for a Retry-After pause that began since (time the rate did not allow).
    */
   close(now: number, creditable: boolean, pauseUntil: number): number {
@@ -39,18 +31,14 @@ export class Cycle {
     this.#last = { at: now, size: 0, sendMs: 0 };
     if (last.size === 0) return 0;
     const cycle = now - last.at;
-    // Within one write's spacing of the interval, the wave waited for minInterval: no overhead shows.
+    // Within one write's spacing of the interval, the wave waited: no overhead shows. Past the
+    // longest period, the interval beyond it is waiting by design, not overhead.
     if (cycle <= this.#intervalMs + last.sendMs / last.size) this.#overheadMs *= 1 - T.smoothing;
-    else {
-      // Past the longest period, the interval beyond it is waiting by design, not overhead.
-      const sample = clamp(cycle - last.sendMs - (this.#intervalMs - this.#periodMs), 0, T.cycleShare * this.#periodMs);
-      this.#overheadMs += T.decrease * (sample - this.#overheadMs);
-    }
+    else this.#overheadMs += T.decrease * (clamp(cycle - last.sendMs - (this.#intervalMs - this.#periodMs), 0, T.cycleShare * this.#periodMs) - this.#overheadMs);
     // A minSize wave paced over longer than the interval (yielding) is meant to take that long.
     return creditable && pauseUntil <= last.at ? clamp(cycle - Math.max(this.#intervalMs, last.sendMs), 0, T.cycleShare * this.#periodMs) : 0;
   }
 
-  /** Records the wave just decided. */
   sent(now: number, size: number, sendPerSecond: number): void {
     this.#last = { at: now, size, sendMs: sendPerSecond > 0 ? (size / sendPerSecond) * 1_000 : 0 };
   }

@@ -12,67 +12,32 @@ import type { Candidate, SizerSpec, WaveSignals } from "./contract.ts";
  */
 export function guardCandidates(spec: SizerSpec, signals: Omit<WaveSignals, "writes">): Candidate[] {
   const out: Candidate[] = [];
-  const { maxPending, scope } = spec.guards.scheduler;
-  const unschedulable = signals.unschedulable;
-  if (unschedulable && unschedulable.count > 0) {
-    out.push({
-      size: 0,
-      limitedBy: "Scheduler",
-      message: `${unschedulable.count} pods unschedulable${unschedulable.message ? `: ${unschedulable.message}` : ""}`,
-    });
+  const { scheduler, kubelet, ipam: ipamSpec } = spec.guards;
+  const cap = (limitedBy: Candidate["limitedBy"], room: number, message: string) => out.push({ size: Math.max(0, room), limitedBy, message });
+  const { unschedulable: u, pending, starting, ipam, nodeSlots, budget } = signals;
+  if (u && u.count > 0) cap("Scheduler", 0, `${u.count} pods unschedulable${u.message ? `: ${u.message}` : ""}`);
+  if (pending !== undefined) {
+    const room = Math.max(0, scheduler.maxPending - pending);
+    cap("Scheduler", room, `${pending} pods pending for the scheduler (max ${scheduler.maxPending}, scope ${scheduler.scope}): ${room === 0 ? "waiting for it to catch up" : `room for ${room} more`}`);
   }
-  if (signals.pending !== undefined) {
-    const room = Math.max(0, maxPending - signals.pending);
-    out.push({
-      size: room,
-      limitedBy: "Scheduler",
-      message:
-        room === 0
-          ? `${signals.pending} pods pending for the scheduler (max ${maxPending}, scope ${scope}): waiting for it to catch up`
-          : `${signals.pending} pods pending for the scheduler (max ${maxPending}, scope ${scope}): room for ${room} more`,
-    });
+  if (starting !== undefined) {
+    const room = Math.max(0, kubelet.maxStarting - starting);
+    const then = room === 0 ? "waiting for their nodes to start them (check the pods' events for image pulls or network setup)" : `room for ${room} more`;
+    cap("Kubelet", room, `${starting} pods bound to nodes but not yet Running (spec.guards.kubelet.maxStarting ${kubelet.maxStarting}): ${then}`);
   }
-  if (signals.starting !== undefined) {
-    const { maxStarting } = spec.guards.kubelet;
-    const room = Math.max(0, maxStarting - signals.starting);
-    out.push({
-      size: room,
-      limitedBy: "Kubelet",
-      message:
-        room === 0
-          ? `${signals.starting} pods bound to nodes but not yet Running (spec.guards.kubelet.maxStarting ${maxStarting}): waiting for their nodes to start them (check the pods' events for image pulls or network setup)`
-          : `${signals.starting} pods bound to nodes but not yet Running (spec.guards.kubelet.maxStarting ${maxStarting}): room for ${room} more`,
-    });
-  }
-  const ipam = signals.ipam;
-  if (ipam?.overflow && ipam.overflow.openNodes > 0 && spec.guards.ipam.provider !== "None") {
+  if (ipam && ipamSpec.provider !== "None") {
     // The scheduler has shown it puts pods where there is no address, and those nodes take more.
-    out.push({ size: 0, limitedBy: "IPAM", message: `${ipam.overflow.message}; no pod is created while ${ipam.overflow.openNodes} of those nodes have free pod slots` });
+    if (ipam.overflow && ipam.overflow.openNodes > 0) cap("IPAM", 0, `${ipam.overflow.message}; no pod is created while ${ipam.overflow.openNodes} of those nodes have free pod slots`);
+    if (ipam.free !== undefined) {
+      const reserve = reserveCount(ipamSpec.reserve, ipam.capacity, ipam.free);
+      cap("IPAM", ipam.free - reserve, `${ipam.free} pod IPs free (${ipam.provider}), ${reserve} kept in reserve (spec.guards.ipam.reserve ${ipamSpec.reserve}): room for ${Math.max(0, ipam.free - reserve)}`);
+    }
   }
-  if (ipam && ipam.free !== undefined && spec.guards.ipam.provider !== "None") {
-    const reserve = reserveCount(spec.guards.ipam.reserve, ipam.capacity, ipam.free);
-    const room = Math.max(0, ipam.free - reserve);
-    out.push({
-      size: room,
-      limitedBy: "IPAM",
-      message: `${ipam.free} pod IPs free (${ipam.provider}), ${reserve} kept in reserve (spec.guards.ipam.reserve ${spec.guards.ipam.reserve}): room for ${room}`,
-    });
+  if (nodeSlots !== undefined) {
+    const none = "no free pod slots on nodes the template can use (check nodeSelector, tolerations, cordoned or NotReady nodes, allocatable pods)";
+    cap("NodeCapacity", nodeSlots, nodeSlots <= 0 ? none : `${nodeSlots} free pod slots on nodes the template can use`);
   }
-  if (signals.nodeSlots !== undefined) {
-    const room = Math.max(0, signals.nodeSlots);
-    out.push({
-      size: room,
-      limitedBy: "NodeCapacity",
-      message:
-        room === 0
-          ? "no free pod slots on nodes the template can use (check nodeSelector, tolerations, cordoned or NotReady nodes, allocatable pods)"
-          : `${room} free pod slots on nodes the template can use`,
-    });
-  }
-  if (signals.budget !== undefined) {
-    const room = Math.max(0, signals.budget);
-    out.push({ size: room, limitedBy: "Budget", message: `the cluster-wide write budget leaves ${room} pods for this rollout this wave` });
-  }
+  if (budget !== undefined) cap("Budget", budget, `the cluster-wide write budget leaves ${Math.max(0, budget)} pods for this rollout this wave`);
   return out;
 }
 

@@ -3,22 +3,7 @@
 
 import { DEFAULT_RETRY_AFTER_MS } from "../retry-after.ts";
 
-export interface Tunables {
-  readonly decrease: number;
-  readonly startGain: number;
-  readonly startTolerance: number;
-  readonly smoothing: number;
-  readonly queueAllowance: number;
-  readonly queueCeiling: number;
-  readonly warmupTicks: number;
-  readonly probeIntervalMs: number;
-  readonly recovery: number;
-  readonly othersMinPerSecond: number;
-  readonly othersMinShare: number;
-  readonly cycleShare: number;
-}
-
-export const TUNABLES: Tunables = Object.freeze({
+export const TUNABLES = Object.freeze({
   /** A loss halves R (TCP's decrease); also the most any tick cuts, a probe wave's rate, and "half way" in every estimate. */
   decrease: 0.5,
   /** Starting doubles R per tick (slow start); no tick grows R more, nor past this × the rate actually answered. */
@@ -43,7 +28,8 @@ export const TUNABLES: Tunables = Object.freeze({
   othersMinShare: 0.25,
   /** Most of a wave period the cycle's overhead may take (writes sent up to 2× R), and most late credit a wave gets. */
   cycleShare: 0.5,
-});
+} as const);
+export type Tunables = typeof TUNABLES;
 
 /** Facts, not choices: the least pause after a loss is APF's first Retry-After. */
 export const LOSS_MIN_PAUSE_MS = DEFAULT_RETRY_AFTER_MS;
