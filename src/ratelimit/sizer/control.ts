@@ -126,7 +126,7 @@ export class RateController {
       return act("ApiServer", `API server rejected ${describeLosses(w)}: rate halved from ${formatRate(prev)}`, T.decrease * prev);
     }
     if (mode === Mode.Probing) return act("Rate", `re-measuring unloaded write latency at ${T.decrease}× rate for one wave`, prev);
-    if (mode === Mode.Starting && !w) return act("Rate", "starting at spec.waves.initialSize", prev);
+    if (mode === Mode.Starting && !w?.count) return act("Rate", "starting at spec.waves.initialSize", prev);
     if (yielding && from !== mode) return act("Yielding", `others create pods at ${formatRate(t.others)} and write latency ${lat} is past ${T.queueCeiling}× the target: yielding to them`, T.decrease * prev);
     // Gradient2's step: past the ceiling all of it, below it smoothed, and beside others we yield to, without √R.
     const step = t.g * prev + (yielding && f.overCeiling ? 0 : Math.sqrt(prev));
