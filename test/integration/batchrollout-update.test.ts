@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { isDeepStrictEqual } from "node:util";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { LABEL_TEMPLATE_HASH } from "../../src/api/batchrollout.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { eventually } from "./support/cluster.ts";
-import { CRD_NAME, ensureCrd } from "./support/crd.ts";
+import { ensureCrd } from "./support/crd.ts";
 import {
   auditOrdinals,
   cleanAudit,
@@ -65,44 +65,6 @@ const WATCH_CATCH_UP_MS = 15_000;
 /** Polling of the kill trigger: fine enough to land mid-wave. */
 const KILL_POLL_MS = 50;
 const OPERATOR_START_TIMEOUT_MS = 90_000;
-/** How often the CRD keeper checks that the served CRD still has spec.updateStrategy. */
-const CRD_CHECK_MS = 250;
-
-interface ServedCrd {
-  spec: { versions: { schema?: { openAPIV3Schema?: { properties?: { spec?: { properties?: Record<string, unknown> } } } } }[] };
-}
-
-/**
- * Keeps this checkout's CRD served while a test runs. Test files of other checkouts that share the
- * test bed apply their own CRD in beforeAll; one older than spec.updateStrategy makes the API server
- * prune it (and the new status fields) from every object written meanwhile: a partition of 2,000
- * became none, maxUnavailable 5 % the default 25 %. The keeper applies ours again and puts the
- * test's updateStrategy back (`intended`, kept up to date by setSpec).
- */
-function keepCrd(admin: KubeClient, ns: string, intended: Record<string, unknown>) {
-  let stopped = false;
-  let reapplied = 0;
-  const loop = (async () => {
-    while (!stopped) {
-      const crd = await admin.get<ServedCrd>(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${CRD_NAME}`).catch(() => undefined);
-      const served = crd?.spec.versions[0]?.schema?.openAPIV3Schema?.properties?.spec?.properties ?? {};
-      if (crd !== undefined && !("updateStrategy" in served)) {
-        reapplied++;
-        await ensureCrd(admin);
-        await admin.patch(rolloutPath(ns, NAME), { spec: { updateStrategy: intended } }, "application/merge-patch+json").catch(() => undefined);
-      }
-      await sleep(CRD_CHECK_MS);
-    }
-  })();
-  return {
-    async stop() {
-      stopped = true;
-      await loop;
-      if (reapplied > 0) console.log(`[note] another checkout's CRD without spec.updateStrategy was applied during the test; ours was applied again ${reapplied} times`);
-    },
-  };
-}
-
 const isReadyPod = (pod: TestPod) =>
   pod.metadata.deletionTimestamp === undefined &&
   ((pod.status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
@@ -166,11 +128,7 @@ function versioned(version: string, fail = false): Record<string, unknown> {
   return { metadata: { labels }, ...podTemplate() };
 }
 
-/** The updateStrategy each test wants, for the CRD keeper to restore. */
-const intended: Record<string, unknown> = {};
-
 async function setSpec(admin: KubeClient, ns: string, spec: Record<string, unknown>): Promise<TestRollout> {
-  if (spec.updateStrategy !== undefined) Object.assign(intended, spec.updateStrategy);
   return admin.patch<TestRollout>(rolloutPath(ns, NAME), { spec }, "application/merge-patch+json");
 }
 
@@ -219,19 +177,11 @@ function failLabelledPods(admin: KubeClient, ns: string, watch: PodWatch) {
 
 describe("BatchRollout updates (RollingRecreate)", () => {
   const bed = useTestBed();
-  const crds: { stop(): Promise<void> }[] = [];
-  afterEach(async () => {
-    await Promise.all(crds.splice(0).map((k) => k.stop()));
-  });
-
   /** A Ready fleet on template v1, seen Ready by the test's watch too. */
   async function readyFleet(prefix: string, replicas: number, spec: Record<string, unknown> = {}) {
     const ns = await bed.namespace(prefix);
     const { admin } = bed;
     await ensureCrd(admin);
-    for (const key of Object.keys(intended)) delete intended[key];
-    Object.assign(intended, (spec.updateStrategy as Record<string, unknown> | undefined) ?? {});
-    crds.push(keepCrd(admin, ns, intended));
     const watch = await bed.watch(replicas);
     const operator = bed.operator();
     await createRollout(admin, ns, NAME, { replicas, template: versioned("v1"), ...spec });
