@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { LABEL_TEMPLATE_HASH } from "../../src/api/batchrollout.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { eventually } from "./support/cluster.ts";
+import { failPod } from "./support/pod-failure.ts";
 import { ensureCrd } from "./support/crd.ts";
 import {
   auditOrdinals,
@@ -14,7 +15,6 @@ import {
   listPods,
   loggedAt,
   ordinalOf,
-  podPath,
   podTemplate,
   rolloutPath,
   seconds,
@@ -137,17 +137,6 @@ async function watchCatchUp(watch: PodWatch, what: string, check: (pods: TestPod
   await eventually(what, async () => check(watch.pods()), WATCH_CATCH_UP_MS).catch(() => undefined);
 }
 
-/** What a kubelet reports when a pod's only container exits 1. */
-const FAILED_STATUS = {
-  status: {
-    phase: "Failed",
-    conditions: [
-      { type: "Ready", status: "False", reason: "PodFailed" },
-      { type: "ContainersReady", status: "False", reason: "PodFailed" },
-    ],
-  },
-};
-
 /**
  * A kubelet for the fail label: fails every bound pod that carries it. kwok's stages come from the
  * configuration it started with, so a stage of our own would need a restart of the shared test bed.
@@ -161,7 +150,7 @@ function failLabelledPods(admin: KubeClient, ns: string, watch: PodWatch) {
         if (pod.metadata.labels?.[FAIL_LABEL] !== "true" || pod.status?.phase === "Failed" || failed.has(pod.metadata.uid)) continue;
         if (pod.metadata.deletionTimestamp !== undefined || pod.spec?.nodeName === undefined) continue;
         failed.add(pod.metadata.uid);
-        await admin.patch(`${podPath(ns, pod.metadata.name)}/status`, FAILED_STATUS, "application/strategic-merge-patch+json").catch(() => failed.delete(pod.metadata.uid));
+        await failPod(admin, ns, pod.metadata.name).catch(() => failed.delete(pod.metadata.uid));
       }
       await sleep(FAIL_POLL_MS);
     }

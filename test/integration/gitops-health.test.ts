@@ -10,6 +10,7 @@ import { CAPTURE_DIR, HEALTH_DIR, verdictsOf, type Verdicts } from "../gitops/ch
 import { healthTestYaml, ROWS, TABLE, TOOLS, verdictTableMarkdown, withVerdictTable, type Row } from "../gitops/verdict-table.ts";
 import { conditionOf, createRollout, getRollout, podPath, rolloutPath, teardown, waitForReady, type TestRollout } from "./support/batchrollout.ts";
 import { adminClient, createTestNamespace, eventually } from "./support/cluster.ts";
+import { failPod } from "./support/pod-failure.ts";
 import { ensureCrd } from "./support/crd.ts";
 import { startOperator, type OperatorProcess } from "./support/operator.ts";
 
@@ -50,19 +51,8 @@ const clean = (r: TestRollout): Record<string, unknown> => {
   return { ...r, metadata: { ...metadata, namespace: "sims" } };
 };
 
-/** What a kubelet reports when a pod's only container exits 1 (kwok's stages never fail a pod). */
-const FAILED_STATUS = {
-  status: {
-    phase: "Failed",
-    conditions: [
-      { type: "Ready", status: "False", reason: "PodFailed" },
-      { type: "ContainersReady", status: "False", reason: "PodFailed" },
-    ],
-  },
-};
-
 async function failPods(admin: KubeClient, ns: string, name: string, ordinals: number[]): Promise<void> {
-  for (const o of ordinals) await admin.patch(`${podPath(ns, `${name}-${o}`)}/status`, FAILED_STATUS, "application/strategic-merge-patch+json");
+  for (const o of ordinals) await failPod(admin, ns, `${name}-${o}`);
 }
 
 async function holdPods(admin: KubeClient, ns: string, name: string, ordinals: number[], hold: boolean): Promise<void> {

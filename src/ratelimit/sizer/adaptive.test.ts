@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { BatchRolloutSpec } from "../../api/batchrollout.ts";
 import type { WriteTick } from "../write-latency.ts";
+import { answeredTick } from "./write-ticks.test-support.ts";
 import { AdaptiveWaveSizer, type SizerSpec, type WaveDecision, type WaveSignals, guardCandidates, Mode, TUNABLES as T, createWaveSizer, MAX_CONCURRENCY } from "./index.ts";
 
 const TEMPLATE = { spec: { containers: [{ name: "sim", image: "busybox" }] } };
@@ -10,20 +11,7 @@ function spec(fields: Record<string, unknown> = {}): SizerSpec {
   return BatchRolloutSpec.parse({ replicas: 10_000, template: TEMPLATE, ...fields });
 }
 
-function writes(now: number, count: number, p90: number | undefined, extra: Partial<WriteTick> = {}): WriteTick {
-  return {
-    at: now,
-    count,
-    throttled: 0,
-    serverErrors: 0,
-    timeouts: 0,
-    networkErrors: 0,
-    latencySamples: p90 === undefined ? 0 : count,
-    latencySource: p90 === undefined ? "none" : "tick",
-    ...(p90 === undefined ? {} : { p50: p90 * 0.7, p90, p99: p90 * 1.5 }),
-    ...extra,
-  };
-}
+const writes = answeredTick;
 
 /** Drives a sizer one wave per second: every pod of the last wave was written and answered, with the given p90. */
 class Trace {

@@ -1,25 +1,12 @@
 import { describe, expect, it } from "vitest";
-import type { WriteTick } from "../write-latency.ts";
+import { answeredTick } from "./write-ticks.test-support.ts";
 import { type Facts, type Limits, Mode, RateController, transition } from "./control.ts";
 import { TUNABLES as T } from "./tunables.ts";
 
 const CALM: Facts = { paused: false, queueing: false, overTarget: false, overCeiling: false, congestedTicks: 0, othersWriting: false, recovered: true, probeDue: false };
 const LIMITS: Limits = { targetMs: 1_000, initialRate: 50, minRate: 10, maxRate: 100_000, yieldFloor: 1 };
 
-function tick(now: number, count: number, p90: number | undefined, extra: Partial<WriteTick> = {}): WriteTick {
-  return {
-    at: now,
-    count,
-    throttled: 0,
-    serverErrors: 0,
-    timeouts: 0,
-    networkErrors: 0,
-    latencySamples: p90 === undefined ? 0 : count,
-    latencySource: p90 === undefined ? "none" : "tick",
-    ...(p90 === undefined ? {} : { p50: p90 * 0.7, p90, p99: p90 * 1.5 }),
-    ...extra,
-  };
-}
+const tick = answeredTick;
 
 /** Ticks a controller once a second; every write the rate allowed was sent and answered. */
 function drive(c: RateController, p90s: (number | undefined)[], input: { othersCreating?: number } = {}, start = 0): number[] {
