@@ -50,7 +50,28 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 
 build etcd "$ETCD_VERSION" etcd "-s -w" .
-build kwok "$KWOK_VERSION" kwok "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
+# kwok from a copy of its module whose pod deletes carry the pod's UID (harness/kwok-patch), so a
+# stale delete job cannot remove a new pod that took the same name. The cache key names the patch.
+KWOK_BUILD="$KWOK_VERSION-uid-delete"
+KWOK_PATCH_DIR=""
+kwok_patched_module() {
+  local dir
+  dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  KWOK_PATCH_DIR="$bindir/kwok-$KWOK_BUILD.src"
+  rm -rf "$KWOK_PATCH_DIR" && cp -r "$dir" "$KWOK_PATCH_DIR" && chmod -R u+w "$KWOK_PATCH_DIR"
+  "$here/harness/kwok-patch/pod-delete-uid.sh" "$KWOK_PATCH_DIR"
+  cp "$here/harness/kwok/go.mod" "$KWOK_PATCH_DIR.mod" && cp "$here/harness/kwok/go.sum" "$KWOK_PATCH_DIR.sum"
+  (cd "$here/harness/kwok" && go mod edit -modfile="$KWOK_PATCH_DIR.mod" -replace "sigs.k8s.io/kwok=$KWOK_PATCH_DIR")
+}
+if [[ ! -f "$bindir/kwok-$KWOK_BUILD/.complete" ]]; then
+  (cd "$here/harness/kwok" && go mod download)
+  kwok_patched_module
+fi
+build_flags_plain=("${build_flags[@]}")
+[[ -n "$KWOK_PATCH_DIR" ]] && build_flags+=(-modfile="$KWOK_PATCH_DIR.mod")
+build kwok "$KWOK_BUILD" kwok "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
+build_flags=("${build_flags_plain[@]}")
+[[ -n "$KWOK_PATCH_DIR" ]] && rm -rf "$KWOK_PATCH_DIR" "$KWOK_PATCH_DIR.mod" "$KWOK_PATCH_DIR.sum"
 build helm "$HELM_VERSION" helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm.sh/helm/v3/cmd/helm
 build kubernetes "$KUBERNETES_VERSION" kubernetes "$k8s_ldflags" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
@@ -69,7 +90,7 @@ build prometheus "$PROMETHEUS_VERSION" prometheus "$prom_ldflags" github.com/pro
 current="$bindir/current"
 mkdir -p "$current"
 ln -sf "$bindir/etcd-$ETCD_VERSION/etcd" "$current/etcd"
-ln -sf "$bindir/kwok-$KWOK_VERSION/kwok" "$current/kwok"
+ln -sf "$bindir/kwok-$KWOK_BUILD/kwok" "$current/kwok"
 ln -sf "$bindir/helm-$HELM_VERSION/helm" "$current/helm"
 ln -sf "$bindir/kube-burner-$KUBE_BURNER_VERSION/kube-burner" "$current/kube-burner"
 ln -sf "$bindir/prometheus-$PROMETHEUS_VERSION/promtool" "$current/promtool"
