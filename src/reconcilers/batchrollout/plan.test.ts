@@ -5,7 +5,7 @@ import { EventReason, StallReason } from "./conditions.ts";
 import { parseOrdinal, toObservedPod } from "./observed.ts";
 import { slimPod } from "./pod-cache.ts";
 import type { ObservedPod } from "./observed.ts";
-import { MAX_DELETION_WAVE_INTERVAL_MS, MAX_RANGES_IN_MESSAGE, ZERO_CAPACITY_REQUEUE_MS, describeOrdinals, plan } from "./plan.ts";
+import { MAX_DELETION_WAVE_INTERVAL_MS, MAX_RANGES_IN_MESSAGE, ZERO_CAPACITY_REQUEUE_MS, describeOrdinals, heldByRefusal, plan } from "./plan.ts";
 import type { PlanInput, SizerDecision } from "./plan.ts";
 import { census } from "./census.ts";
 import { describeRefusal } from "./refusal.ts";
@@ -422,6 +422,17 @@ describe("plan: creates refused by the API server", () => {
     const failed = pods(0, 3, { phase: "Failed", ready: false });
     const result = plan(input({ spec: { failurePolicy: { maxFailedPods: 1 } }, pods: failed, createHold: { ...held, probe: true, retryInMs: 0 } }));
     expect(result.creates).toEqual([]);
+  });
+
+  it("a wave cut short by a refusal is bounded by it, in the same status as Stalled, its created pods still in flight or not", () => {
+    const quota = { reason: StallReason.CreateRefused, message: "exceeded quota: pods", probe: false, retryInMs: 1_000 } as const;
+    const observation = input({ pods: pods(0, 5) });
+    const planned = plan(observation);
+    expect(planned.wave.limitedBy).not.toBe("CreateRefused");
+    const inFlight = heldByRefusal(observation, planned, quota, true);
+    expect(inFlight.wave).toMatchObject({ size: planned.wave.size, limitedBy: "CreateRefused", message: "exceeded quota: pods" });
+    expect(inFlight.blocker).toMatchObject({ reason: StallReason.CreateRefused, stalled: true });
+    expect(heldByRefusal(observation, planned, quota, false).wave).toMatchObject({ size: 0, limitedBy: "CreateRefused" });
   });
 
   it("does not stop deletes", () => {

@@ -383,8 +383,10 @@ export function plan(input: PlanInput): Plan {
 export function heldByRefusal(input: Pick<Observation, "rollout">, planned: Plan, hold: CreateHold, inFlight: boolean): Plan {
   const blocker: Blocker = { reason: hold.reason, message: hold.message, stalled: true };
   const result: Plan = { ...planned, blocker, events: [], requeueAfterMs: hold.retryInMs };
-  // The wave in flight is still the current one; without one, the wave records the hold.
-  if (!inFlight) result.wave = { ...planned.wave, size: 0, limitedBy: STOP_LIMITED_BY[hold.reason] ?? planned.wave.limitedBy, message: hold.message };
+  // The refusal cut this wave short, so it is what bounded it, as Stalled says in the same status;
+  // with nothing of it left in flight the wave records the hold (size 0).
+  const wave = { ...planned.wave, limitedBy: STOP_LIMITED_BY[hold.reason] ?? planned.wave.limitedBy, message: hold.message };
+  result.wave = inFlight ? wave : { ...wave, size: 0 };
   emitStopEvents(input, planned.progress, result, blocker);
   return result;
 }
