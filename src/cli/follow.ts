@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { API_VERSION, PLURAL } from "../api/batchrollout.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { EVENTS, resourcePath } from "../kube/resources.ts";
-import { isReady, progressLine, stateLine, waveHistory, type EventView, type RolloutView } from "./render.ts";
+import { isReady, progressLine, stateLine, recentWaves, type EventView, type RolloutView } from "./render.ts";
 
 // Reads a rollout and its wave Events, and follows it until Ready: the one implementation of the
 // live progress that `kubectl batchrollout status -w` and scripts/demo.ts print.
@@ -28,7 +28,7 @@ export async function rolloutEvents(client: KubeClient, namespace: string, name:
 
 export async function historyLines(client: KubeClient, r: Rollout): Promise<string[]> {
   const events = await rolloutEvents(client, r.metadata.namespace ?? "", r.metadata.name);
-  const lines = waveHistory(events, r.metadata.uid);
+  const lines = recentWaves(events, r.metadata.uid);
   return lines.length > 0 ? ["wave history:", ...lines] : ["wave history: no wave yet"];
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { explainWave, lastWave, progressLine, stateLine, waveHistory, type EventView, type RolloutView } from "./render.ts";
+import { explainWave, lastWave, progressLine, stateLine, recentWaves, type EventView, type RolloutView } from "./render.ts";
 
 const rollout = (status: RolloutView["status"], extra: Partial<RolloutView["metadata"]> = {}): RolloutView => ({
   metadata: { name: "fleet", namespace: "sims", generation: 1, ...extra },
@@ -21,9 +21,9 @@ describe("kubectl batchrollout's output", () => {
   it("lists the rollout's waves oldest first, the last ten, from its own Events", () => {
     const events = [wave(2, "creating 50 pods (ordinals 50-99), limited by Rate", "2026-12-07T01:00:02Z"), wave(1, "creating 50 pods (ordinals 0-49), limited by Rate", "2026-12-07T01:00:01Z")];
     const other = { ...wave(9, "creating 1 pods", "2026-12-07T01:00:03Z"), regarding: { uid: "u2" } };
-    expect(waveHistory([...events, other], "u1")).toEqual(["  01:00:01  wave 1: creating 50 pods (ordinals 0-49), limited by Rate", "  01:00:02  wave 2: creating 50 pods (ordinals 50-99), limited by Rate"]);
+    expect(recentWaves([...events, other], "u1")).toEqual(["  01:00:01  wave 1: creating 50 pods (ordinals 0-49), limited by Rate", "  01:00:02  wave 2: creating 50 pods (ordinals 50-99), limited by Rate"]);
     const many = Array.from({ length: 12 }, (_, i) => wave(i + 1, "creating 1 pods, limited by Rate", `2026-12-07T01:00:${String(10 + i)}Z`));
-    expect(waveHistory(many, "u1")[0]).toBe("  (2 earlier waves not shown)");
+    expect(recentWaves(many, "u1")[0]).toBe("  (2 earlier waves not shown)");
   });
 
   it("explains the last wave from its Event, not from the wait that followed it", () => {

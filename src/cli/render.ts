@@ -22,7 +22,7 @@ export const COUNT_WIDTH = 5;
 /** Width of the elapsed seconds, as the demo has always printed them. */
 export const SECONDS_WIDTH = 4;
 /** Wave history lines shown: the last waves are the ones a person asks about. */
-export const WAVE_HISTORY_LINES = 10;
+export const RECENT_WAVE_LINES = 10;
 /** Events that start a wave, with the wave's size and bound in their note. */
 export const WAVE_EVENT_REASONS = ["WaveStarted", "ScaledDown", "DeletingPods"] as const;
 
@@ -68,7 +68,7 @@ export function stateLine(r: RolloutView): string {
 const eventTime = (e: EventView) => e.series?.lastObservedTime ?? e.eventTime ?? "";
 
 /** The rollout's waves, oldest first, from the Events the operator recorded about it. */
-export function waveHistory(events: readonly EventView[], uid: string | undefined, limit = WAVE_HISTORY_LINES): string[] {
+export function recentWaves(events: readonly EventView[], uid: string | undefined, limit = RECENT_WAVE_LINES): string[] {
   const waves = events
     .filter((e) => (WAVE_EVENT_REASONS as readonly string[]).includes(e.reason) && (uid === undefined || e.regarding?.uid === uid))
     .sort((a, b) => eventTime(a).localeCompare(eventTime(b)));

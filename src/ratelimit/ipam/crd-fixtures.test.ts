@@ -2,7 +2,8 @@
 // Our own minimal CRDs (test/fixtures/crds) stand in for the CNIs' CRDs, so a clone stands alone:
 // - each fixture is a structural schema, as the API server demands before installing it;
 // - each testdata document fits its fixture: every field declared, required ones present, types right;
-// - when BATCHROLLOUT_UPSTREAM_CRDS names a folder of the CNIs' upstream CRDs (CI sets it), every
+// - when the workspace beside the repository holds the CNIs' upstream CRDs (CI's does; a user's clone
+//   does not, and then nothing else is read), or BATCHROLLOUT_UPSTREAM_CRDS names such a folder, every
 //   field a fixture declares exists there with the same type, and the testdata fits them too.
 
 import { existsSync, readFileSync } from "node:fs";
@@ -11,9 +12,8 @@ import { describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 
 const FIXTURES = new URL("../../../test/fixtures/crds/", import.meta.url);
-/** A folder of the CNIs' upstream CRDs to compare with, when the environment names one. */
-const UPSTREAM_DIR = process.env.BATCHROLLOUT_UPSTREAM_CRDS;
-const UPSTREAM = pathToFileURL(`${UPSTREAM_DIR ?? "/nonexistent"}/`);
+/** A folder of the CNIs' upstream CRDs to compare with, when one is present. */
+const UPSTREAM = process.env.BATCHROLLOUT_UPSTREAM_CRDS ? pathToFileURL(`${process.env.BATCHROLLOUT_UPSTREAM_CRDS}/`) : new URL("../../../../shared/reference/crds/", import.meta.url);
 const TESTDATA = new URL("./testdata/", import.meta.url);
 
 type Schema = {
@@ -206,7 +206,7 @@ describe("IPAM CRD fixtures in test/fixtures/crds", () => {
 // One test per fixture, never skipped: without upstream CRDs it says so and checks what it can
 // alone, so "0 failed, 0 skipped" in a user's clone is not bought by hiding the comparison.
 describe("IPAM CRD fixtures against the upstream CRDs in BATCHROLLOUT_UPSTREAM_CRDS, when it names a folder", () => {
-  const present = UPSTREAM_DIR !== undefined && existsSync(UPSTREAM);
+  const present = existsSync(UPSTREAM);
 
   it.for(FIXTURE_FILES)("%s: same group, names, scope and versions; every declared field upstream with the same type", (file, { annotate }) => {
     const ours = readCrd(file, FIXTURES);

@@ -1,5 +1,5 @@
 // Every number the adaptive sizer was given rather than measured: one frozen object, one reason each.
-// The runs that chose the values are in bench/HISTORY.md; the law that uses them is in control.ts.
+// The law that uses them is in control.ts.
 
 import { DEFAULT_RETRY_AFTER_MS } from "../retry-after.ts";
 
