@@ -7,24 +7,29 @@ import type { Method } from "./method.ts";
 
 export const DEPLOYMENT_NAME = "bench";
 
+/** The bench's Deployment of n pods from template t (its pods also carry the Deployment's selector). */
+export function deploymentBody(namespace: string, n: number, t: ReturnType<typeof podTemplate>, strategy?: Record<string, unknown>) {
+  const selector = { app: "bench", "bench.batchrollout.dev/deployment": DEPLOYMENT_NAME };
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: DEPLOYMENT_NAME, namespace },
+    spec: {
+      replicas: n,
+      selector: { matchLabels: selector },
+      ...(strategy ? { strategy } : {}),
+      template: { metadata: { labels: { ...t.metadata.labels, ...selector } }, spec: t.spec },
+    },
+  };
+}
+
 export const deployment: Method = {
   id: "deployment",
   label: "Deployment",
   writerIdentity: "replicaset-controller",
   pods: (n) => n,
   async run(ctx) {
-    const t = podTemplate("deployment");
-    const selector = { app: "bench", "bench.batchrollout.dev/deployment": DEPLOYMENT_NAME };
-    const body = {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: { name: DEPLOYMENT_NAME, namespace: ctx.namespace },
-      spec: {
-        replicas: ctx.n,
-        selector: { matchLabels: selector },
-        template: { metadata: { labels: { ...t.metadata.labels, ...selector } }, spec: t.spec },
-      },
-    };
+    const body = deploymentBody(ctx.namespace, ctx.n, podTemplate("deployment"));
     ctx.markStart();
     await ctx.admin.create(`/apis/apps/v1/namespaces/${ctx.namespace}/deployments`, body);
     return { stop: async () => undefined, notes: [] };

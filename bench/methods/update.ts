@@ -4,7 +4,7 @@ import type { KubeClient } from "../../src/kube/client.ts";
 import { methodDeadlineMs } from "../modes.ts";
 import { podTemplate } from "../pod-template.ts";
 import { ROLLOUT_NAME, rolloutsPath, startRollout } from "./batchrollout.ts";
-import { DEPLOYMENT_NAME } from "./deployment.ts";
+import { DEPLOYMENT_NAME, deploymentBody } from "./deployment.ts";
 import type { Method, MethodContext } from "./method.ts";
 
 // The "update" pair (issue 27): the same fleet of N pods, Ready, then its template changed. A
@@ -50,20 +50,9 @@ export const updateDeployment: Method = {
   pods: (n) => n,
   trackSelector: UPDATE_SELECTOR,
   async run(ctx: MethodContext) {
-    const selector = { app: "bench", "bench.batchrollout.dev/deployment": DEPLOYMENT_NAME };
-    const t = template("update-deployment", "v1");
     const path = `/apis/apps/v1/namespaces/${ctx.namespace}/deployments`;
-    await ctx.admin.create(path, {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: { name: DEPLOYMENT_NAME, namespace: ctx.namespace },
-      spec: {
-        replicas: ctx.n,
-        selector: { matchLabels: selector },
-        strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: DEPLOYMENT_MAX_SURGE, maxUnavailable: DEPLOYMENT_MAX_UNAVAILABLE } },
-        template: { metadata: { labels: { ...t.metadata.labels, ...selector } }, spec: t.spec },
-      },
-    });
+    const strategy = { type: "RollingUpdate", rollingUpdate: { maxSurge: DEPLOYMENT_MAX_SURGE, maxUnavailable: DEPLOYMENT_MAX_UNAVAILABLE } };
+    await ctx.admin.create(path, deploymentBody(ctx.namespace, ctx.n, template("update-deployment", "v1"), strategy));
     await waitReady(ctx.admin, `${path}/${DEPLOYMENT_NAME}`, ctx.n, "Deployment");
     ctx.markStart();
     await ctx.admin.patch(`${path}/${DEPLOYMENT_NAME}`, patchLabels("v2"));
