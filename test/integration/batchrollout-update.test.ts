@@ -27,8 +27,8 @@ import {
 
 // Issue 27 on the real control plane: spec.updateStrategy RollingRecreate replaces a Ready fleet's
 // pods in paced waves when the template changes, within maxUnavailable (sampled each second from a
-// watch), stops on a template whose pods fail, keeps ordinals below a partition, and survives a
-// SIGKILL of the operator mid-update.
+// watch), stops on a template whose pods fail, keeps ordinals below a partition, rolls back by
+// replacing only the pods on the other template, and survives a SIGKILL of the operator mid-update.
 
 const NAME = "fleet";
 /** A label a template change sets: a new template hash, nothing a kubelet would notice. */
@@ -42,6 +42,8 @@ const FLEET = { replicas: 3_000, maxUnavailable: "5%", maxUnavailablePods: 150 }
 const PARTITION = 2_000;
 /** Failing template: a small fleet, a tight bound and budget, so the stop is quick and the overshoot visible. */
 const FAILING = { replicas: 300, maxUnavailable: 10, maxFailedPods: 5 } as const;
+/** Rollback: ordinals at or above the partition go to v2, then the whole fleet goes back to v1. */
+const ROLLBACK = { replicas: 600, partition: 300 } as const;
 /** SIGKILL: the operator dies once this share of the fleet runs the new template. */
 const KILL = { replicas: 1_500, atShare: 0.3 } as const;
 
@@ -291,6 +293,42 @@ describe("BatchRollout updates (RollingRecreate)", () => {
       expect(watch.violations).toEqual([]);
     },
     BIG_TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "rolls back by applying the previous template again: only the pods on the other template are replaced, the rest keep their UIDs",
+    async () => {
+      const { ns, admin, watch, oldHash } = await readyFleet("br-update-rollback", ROLLBACK.replicas);
+      await setSpec(admin, ns, { template: versioned("v2"), updateStrategy: { partition: ROLLBACK.partition } });
+      const staged = await waitForReady(admin, ns, NAME, UPDATE_TIMEOUT_MS);
+      const v2Hash = staged.status?.updateTemplateHash ?? "";
+      expect(v2Hash).not.toBe(oldHash);
+      const before = await listPods(admin, ns);
+      const v1Uids = new Map(before.filter((p) => hashOf(p) === oldHash).map((p) => [p.metadata.name, p.metadata.uid]));
+      expect(v1Uids.size).toBe(ROLLBACK.partition);
+
+      const started = Date.now();
+      const v1DeletesBefore = watch.changes("DELETED").filter((e) => e.templateHash === oldHash).length;
+      await setSpec(admin, ns, { template: versioned("v1"), updateStrategy: { partition: 0 } });
+      const done = await waitForReady(admin, ns, NAME, UPDATE_TIMEOUT_MS);
+      const took = Date.now() - started;
+      const after = await listPods(admin, ns);
+      const kept = after.filter((p) => v1Uids.get(p.metadata.name) === p.metadata.uid).length;
+      console.log(
+        `[figure] rollback of ${ROLLBACK.replicas} pods (${ROLLBACK.replicas - ROLLBACK.partition} on v2): Ready on v1 again ${seconds(took)} s after the change; ${kept} of ${ROLLBACK.partition} v1 pods kept their UID`,
+      );
+      // The previous template hashes the same: the rollout is back on its first hash, not a third one.
+      expect(done.status).toMatchObject({ updatedReplicas: ROLLBACK.replicas, currentTemplateHash: oldHash, updateTemplateHash: oldHash });
+      expect(auditOrdinals(after, NAME, ROLLBACK.replicas)).toEqual(cleanAudit(ROLLBACK.replicas));
+      expect(byHash(after)).toEqual({ [oldHash]: ROLLBACK.replicas });
+      expect(kept).toBe(ROLLBACK.partition);
+      // No pod on v1 was deleted by the rollback; every v2 pod was, once.
+      expect(watch.changes("DELETED").filter((e) => e.templateHash === oldHash).length).toBe(v1DeletesBefore);
+      const v2Deletes = watch.changes("DELETED").filter((e) => e.templateHash === v2Hash);
+      expect(new Set(v2Deletes.map((e) => e.ordinal)).size).toBe(ROLLBACK.replicas - ROLLBACK.partition);
+      expect(watch.violations).toEqual([]);
+    },
+    SMALL_TEST_TIMEOUT_MS,
   );
 
   it(
