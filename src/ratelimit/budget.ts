@@ -16,7 +16,7 @@
 // Time is an argument (`now`, ms), as for the sizer; nothing here reads a clock or sets a timer.
 
 import type { Logger } from "pino";
-import { MIN_WAVE_PERIOD_MS } from "./wave-sizer.ts";
+import { MIN_WAVE_PERIOD_MS } from "./sizer/index.ts";
 
 /** Weight of a rollout whose weight is missing or not positive: spec.priority's default. */
 export const DEFAULT_BUDGET_WEIGHT = 1;

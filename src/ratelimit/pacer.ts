@@ -5,7 +5,7 @@ import Bottleneck from "bottleneck";
 import { timerDelay } from "../controllers/timer-delay.ts";
 import { HTTP_TOO_MANY_REQUESTS, type WriteLatencyWindow } from "./write-latency.ts";
 import type { HeaderValue, RetryAfterGate } from "./retry-after.ts";
-import type { RateLimit } from "./wave-sizer.ts";
+import type { RateLimit } from "./sizer/index.ts";
 
 /** Label used when a 429 does not say which APF priority level rejected it. */
 export const UNKNOWN_PRIORITY_LEVEL = "unknown";

@@ -1,7 +1,7 @@
 import { Counter, Gauge, type Registry } from "prom-client";
 import { LimitedBy } from "../api/batchrollout.ts";
 import type { BatchRolloutStatus } from "../api/batchrollout.ts";
-import type { RateLimit } from "../ratelimit/wave-sizer.ts";
+import type { RateLimit } from "../ratelimit/sizer/index.ts";
 
 // The batchrollout_* series: what each rollout decided and what it saw. Labelled by rollout so a
 // dashboard can put one rollout's wave sizes beside the signals that shaped them.

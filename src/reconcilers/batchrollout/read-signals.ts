@@ -4,7 +4,7 @@ import type { ApfMetrics, ApiServerSignal } from "../../ratelimit/signals/apiser
 import type { IpamSignals } from "../../ratelimit/signals/ipam.ts";
 import type { OthersCreatingSignal } from "../../ratelimit/signals/others-creating.ts";
 import type { SchedulerSignal } from "../../ratelimit/signals/scheduler.ts";
-import type { WaveSignals } from "../../ratelimit/wave-sizer.ts";
+import type { WaveSignals } from "../../ratelimit/sizer/index.ts";
 import { apiServerSignals } from "../../ratelimit/write-latency.ts";
 import { remainingWrites, type PodCensus } from "./census.ts";
 import type { RolloutState } from "./rollout-state.ts";

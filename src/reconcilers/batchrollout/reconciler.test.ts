@@ -5,7 +5,7 @@ import type { ReconcileContext } from "../../controllers/controller.ts";
 import type { KubeResponse, RequestOptions } from "../../kube/client.ts";
 import { ApiError } from "../../kube/errors.ts";
 import { RetryAfterGate } from "../../ratelimit/retry-after.ts";
-import { LOSS_MIN_PAUSE_MS } from "../../ratelimit/wave-sizer.ts";
+import { LOSS_MIN_PAUSE_MS } from "../../ratelimit/sizer/index.ts";
 import { MAX_WRITE_ATTEMPTS } from "./act.ts";
 import { EventReason, StallReason } from "./conditions.ts";
 import { Expectations } from "./expectations.ts";

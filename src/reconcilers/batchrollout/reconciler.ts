@@ -10,7 +10,7 @@ import { isConflict, isNotFound } from "../../kube/errors.ts";
 import { resourcePath } from "../../kube/resources.ts";
 import type { ClusterPace } from "../../ratelimit/cluster-pace.ts";
 import type { RetryAfterGate } from "../../ratelimit/retry-after.ts";
-import type { WaveDecision, WaveSignals } from "../../ratelimit/wave-sizer.ts";
+import type { WaveDecision, WaveSignals } from "../../ratelimit/sizer/index.ts";
 import type { RolloutMetrics } from "../../telemetry/rollout-metrics.ts";
 import { executeWrites, type WaveWriteResult } from "./act.ts";
 import { census } from "./census.ts";

@@ -2,7 +2,7 @@ import type { BatchRolloutSpec, BatchRolloutStatus } from "../../api/batchrollou
 import type { ClusterPace } from "../../ratelimit/cluster-pace.ts";
 import { WritePacer } from "../../ratelimit/pacer.ts";
 import type { RetryAfterGate } from "../../ratelimit/retry-after.ts";
-import { createWaveSizer, type WaveSizer } from "../../ratelimit/wave-sizer.ts";
+import { createWaveSizer, type WaveSizer } from "../../ratelimit/sizer/index.ts";
 import { WriteLatencyWindow, type WriteOutcome, type WriteTick } from "../../ratelimit/write-latency.ts";
 import { classifyWrite } from "./act.ts";
 import { RefusalBackoff } from "./refusal.ts";
