@@ -2,9 +2,9 @@
 // Our own minimal CRDs (test/fixtures/crds) stand in for the CNIs' CRDs, so a clone stands alone:
 // - each fixture is a structural schema, as the API server demands before installing it;
 // - each testdata document fits its fixture: every field declared, required ones present, types right;
-// - when the workspace beside the repository holds the CNIs' upstream CRDs (CI's does; a user's clone
-//   does not, and then nothing else is read), or BATCHROLLOUT_UPSTREAM_CRDS names such a folder, every
-//   field a fixture declares exists there with the same type, and the testdata fits them too.
+// - when BATCHROLLOUT_UPSTREAM_CRDS names a folder of the CNIs' upstream CRDs, every field a fixture
+//   declares exists there with the same type, and the testdata fits them too. Nothing outside the
+//   repository is read otherwise.
 
 import { existsSync, readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
@@ -12,8 +12,9 @@ import { describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 
 const FIXTURES = new URL("../../../test/fixtures/crds/", import.meta.url);
-/** A folder of the CNIs' upstream CRDs to compare with, when one is present. */
-const UPSTREAM = process.env.BATCHROLLOUT_UPSTREAM_CRDS ? pathToFileURL(`${process.env.BATCHROLLOUT_UPSTREAM_CRDS}/`) : new URL("../../../../shared/reference/crds/", import.meta.url);
+/** A folder of the CNIs' upstream CRDs to compare with, when the environment names one. */
+const UPSTREAM_DIR = process.env.BATCHROLLOUT_UPSTREAM_CRDS;
+const UPSTREAM = UPSTREAM_DIR ? pathToFileURL(`${UPSTREAM_DIR}/`) : undefined;
 const TESTDATA = new URL("./testdata/", import.meta.url);
 
 type Schema = {
@@ -206,16 +207,17 @@ describe("IPAM CRD fixtures in test/fixtures/crds", () => {
 // One test per fixture, never skipped: without upstream CRDs it says so and checks what it can
 // alone, so "0 failed, 0 skipped" in a user's clone is not bought by hiding the comparison.
 describe("IPAM CRD fixtures against the upstream CRDs in BATCHROLLOUT_UPSTREAM_CRDS, when it names a folder", () => {
-  const present = existsSync(UPSTREAM);
+  const upstream = UPSTREAM && existsSync(UPSTREAM) ? UPSTREAM : undefined;
+  const absent = UPSTREAM_DIR ? `${UPSTREAM_DIR} absent` : "BATCHROLLOUT_UPSTREAM_CRDS unset";
 
   it.for(FIXTURE_FILES)("%s: same group, names, scope and versions; every declared field upstream with the same type", (file, { annotate }) => {
     const ours = readCrd(file, FIXTURES);
-    if (!present) {
-      void annotate(`${UPSTREAM.pathname} absent: not compared with upstream`);
+    if (!upstream) {
+      void annotate(`${absent}: not compared with upstream`);
       expect(ours.spec.versions.length).toBeGreaterThan(0);
       return;
     }
-    const theirs = readCrd(file, UPSTREAM);
+    const theirs = readCrd(file, upstream);
     expect(identity(ours)).toEqual(identity(theirs));
     for (const version of ours.spec.versions) {
       const upstream = theirs.spec.versions.find((v) => v.name === version.name)?.schema.openAPIV3Schema;
@@ -224,11 +226,11 @@ describe("IPAM CRD fixtures against the upstream CRDs in BATCHROLLOUT_UPSTREAM_C
   });
 
   it.for(CASES)("testdata $fixture fits the upstream CRDs too", ({ fixture, crds }, { annotate }) => {
-    if (!present) {
-      void annotate(`${UPSTREAM.pathname} absent: testdata checked against test/fixtures/crds only`);
+    if (!upstream) {
+      void annotate(`${absent}: testdata checked against test/fixtures/crds only`);
       expect(existsSync(new URL(fixture, TESTDATA))).toBe(true);
       return;
     }
-    expect(testdataViolations(fixture, crds.map((f) => readCrd(f, UPSTREAM)))).toEqual([]);
+    expect(testdataViolations(fixture, crds.map((f) => readCrd(f, upstream)))).toEqual([]);
   });
 });

@@ -13,11 +13,10 @@
 // spec.nodeName match from its per-node index, built for kubelets, and gives such a watch a buffer of
 // 10 events however busy the cluster is. Every pod created and bound passes through this one, so a
 // 100 pods/s rollout overflows it whenever the operator pauses for some 50 ms, and the server cuts
-// it. Any other watch
-// gets a buffer sized from the watch cache when it opens: 10 on a quiet server, hundreds once pod
-// traffic has grown the cache, so a watch cut under load comes back with room. The price: bound pods
-// that have not started (image pulls, init containers) come too, and their updates are decoded and
-// dropped on arrival.
+// it. Any other watch gets a buffer sized from the watch cache when it opens: 10 on a quiet server,
+// hundreds once pod traffic has grown the cache, so a watch cut under load comes back with room.
+// The price: bound pods that have not started (image pulls, init containers) come too, and their
+// updates are decoded and dropped on arrival.
 
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
