@@ -11,8 +11,9 @@
 //     renewDeadline ends its leadership, before leaseDuration could let another candidate in;
 //   - on a graceful stop the leader's work is stopped first, then the Lease is released (empty
 //     holder, 1 s duration; client-go's ReleaseOnCancel) so a successor takes over at once.
-// Like client-go it does not fence: for a short time two processes may believe they lead, so work
-// guarded by the Lease must stay safe under that.
+// Like client-go it does not fence the API server: for a short time two processes may believe they
+// lead, so work guarded by the Lease must stay safe under that. Pod writes narrow the time to the
+// last moment before sending by asking leadsAt() as their stream opens (kube/fence.ts).
 import type { Logger } from "pino";
 import type { KubeClient } from "../kube/client.ts";
 import { isAlreadyExists, isConflict, isNotFound } from "../kube/errors.ts";

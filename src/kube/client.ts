@@ -1,8 +1,9 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Agent, type Client, request } from "undici";
+import { Agent, type Client, errors as undiciErrors, request } from "undici";
 import { bodyLines } from "./body-lines.ts";
-import { ApiError, RequestTimeoutError, type KubeStatusBody } from "./errors.ts";
+import { ApiError, RequestTimeoutError, WatchIdleError, type KubeStatusBody } from "./errors.ts";
+import { FencedError, fenceInterceptor } from "./fence.ts";
 import { type ClusterAccess, loadClusterAccess } from "./kubeconfig.ts";
 
 // The one HTTP client every request goes through. @kubernetes/client-node 2.x builds a new undici
@@ -38,6 +39,11 @@ export const KEEP_ALIVE_TIMEOUT_MS = 30_000;
 export const CREDENTIALS_REFRESH_MS = 60_000;
 /** Server-side timeout of a watch; client-go picks 5–10 minutes at random, as we do. */
 export const WATCH_TIMEOUT_S = { min: 300, max: 600 } as const;
+/**
+ * A watch with nothing on it for this long has stalled: kube-apiserver sends a watch that allows
+ * bookmarks one a minute even when nothing changes, so three missed bookmarks mean events are lost too.
+ */
+export const WATCH_IDLE_TIMEOUT_MS = 3 * 60_000;
 
 export type Query = Record<string, string | number | boolean | undefined>;
 
@@ -75,6 +81,11 @@ export interface RequestOptions {
   responseType?: "json" | "text" | "lines";
   /** For responseType "lines": which lines to keep (default: all). */
   keepLine?: (line: string) => boolean;
+  /**
+   * Asked as the request starts on a connection, the last moment before it is sent; when it says
+   * no, the request fails with a FencedError and nothing is sent (fence.ts).
+   */
+  fence?: () => boolean;
 }
 
 export interface KubeResponse<T> {
@@ -197,8 +208,11 @@ export class KubeClient {
     const started = performance.now();
     let res;
     try {
-      res = await request(url, { method: opts.method, headers, body, dispatcher: this.#agent, signal });
+      const dispatcher = opts.fence ? this.#agent.compose(fenceInterceptor(opts.fence, opts.method, opts.path)) : this.#agent;
+      res = await request(url, { method: opts.method, headers, body, dispatcher, signal });
     } catch (err) {
+      // Never sent: no sample for the API server's signals.
+      if (err instanceof FencedError) throw err;
       this.#observe({ method: opts.method, path: opts.path, code: 0, durationMs: performance.now() - started, headers: {} });
       if (timeout.aborted) throw new RequestTimeoutError(opts.method, opts.path, timeoutMs);
       throw err;
@@ -250,9 +264,10 @@ export class KubeClient {
 
   /**
    * Streams a watch as events. Ends when the server closes the watch (its timeoutSeconds) or the
-   * signal aborts; an HTTP error (410 Gone for an expired resourceVersion) throws an ApiError.
+   * signal aborts; an HTTP error (410 Gone for an expired resourceVersion) throws an ApiError, and a
+   * stream silent for `idleTimeoutMs` a WatchIdleError.
    */
-  async *watch<T>(path: string, query: Query, signal: AbortSignal, accept = "application/json"): AsyncGenerator<WatchEvent<T>> {
+  async *watch<T>(path: string, query: Query, signal: AbortSignal, accept = "application/json", idleTimeoutMs = WATCH_IDLE_TIMEOUT_MS): AsyncGenerator<WatchEvent<T>> {
     const span = WATCH_TIMEOUT_S.max - WATCH_TIMEOUT_S.min;
     const timeoutSeconds = WATCH_TIMEOUT_S.min + Math.floor(Math.random() * span);
     const fullQuery = { ...query, watch: true, allowWatchBookmarks: true, timeoutSeconds };
@@ -263,7 +278,7 @@ export class KubeClient {
       dispatcher: this.#agent,
       signal,
       headersTimeout: REQUEST_TIMEOUT_MS,
-      bodyTimeout: 0,
+      bodyTimeout: idleTimeoutMs,
     });
     if (res.statusCode >= 400) {
       const text = await res.body.text();
@@ -281,6 +296,7 @@ export class KubeClient {
       }
     } catch (err) {
       if (signal.aborted) return;
+      if (err instanceof undiciErrors.BodyTimeoutError) throw new WatchIdleError(path, idleTimeoutMs);
       throw err;
     } finally {
       if (!res.body.destroyed) res.body.destroy();

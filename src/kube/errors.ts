@@ -64,6 +64,18 @@ export class RequestTimeoutError extends Error {
   }
 }
 
+/** A watch that carried nothing, not even a bookmark, for too long: it is cut, to be resumed. */
+export class WatchIdleError extends Error {
+  override readonly name = "WatchIdleError";
+  readonly path: string;
+  readonly idleMs: number;
+  constructor(path: string, idleMs: number) {
+    super(`WATCH ${path}: nothing received for ${Math.round(idleMs / 1000)} s`);
+    this.path = path;
+    this.idleMs = idleMs;
+  }
+}
+
 export const isNotFound = (err: unknown): boolean => err instanceof ApiError && err.code === 404;
 export const isAlreadyExists = (err: unknown): boolean => err instanceof ApiError && err.code === 409 && err.reason === "AlreadyExists";
 export const isConflict = (err: unknown): boolean => err instanceof ApiError && err.code === 409 && err.reason === "Conflict";

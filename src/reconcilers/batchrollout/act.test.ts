@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { BatchRolloutSpec, type BatchRollout } from "../../api/batchrollout.ts";
 import type { RequestOptions } from "../../kube/client.ts";
 import { ApiError, RequestTimeoutError } from "../../kube/errors.ts";
+import { FencedError } from "../../kube/fence.ts";
 import { MAX_WRITE_ATTEMPTS, classifyWrite, executeWrites } from "./act.ts";
 import { Expectations } from "./expectations.ts";
 
@@ -220,6 +221,38 @@ describe("executeWrites", () => {
     expect(requests).toHaveLength(1);
     expect(outcome).toMatchObject({ created: 1, failed: 2 });
     expect([...expectations.pending(KEY).creates]).toEqual([0]);
+  });
+
+  it("hands the Lease check to the client as the write's fence, and takes a write it fenced off as not written", async () => {
+    let leading = true;
+    // As KubeClient does: the fence is asked when the request gets its connection, after the pacer's check.
+    const fences: (() => boolean)[] = [];
+    const client = {
+      request: async (req: RequestOptions) => {
+        if (req.fence) fences.push(req.fence);
+        leading = false;
+        if (req.fence?.() === false) throw new FencedError(req.method, req.path);
+        return { code: 201, headers: {}, body: undefined as never };
+      },
+    };
+    const expectations = new Expectations();
+    const outcome = await executeWrites({
+      client,
+      pacer: serialPacer(),
+      expectations,
+      key: KEY,
+      rollout,
+      plan: { creates: [0, 1], deletes: [] },
+      templateHash: "h1",
+      podUids: new Map(),
+      signal: new AbortController().signal,
+      logger: pino({ level: "silent" }),
+      mayWrite: () => leading,
+    });
+    expect(fences).toHaveLength(1);
+    expect(outcome).toMatchObject({ created: 0, failed: 2 });
+    expect(outcome.firstFailure).toBeUndefined();
+    expect(expectations.pending(KEY).creates.size).toBe(0);
   });
 
   it("deletes with the pod's UID as a precondition and keeps the delete expected until the cache shows it", async () => {

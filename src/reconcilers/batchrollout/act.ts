@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { BatchRollout } from "../../api/batchrollout.ts";
 import type { KubeClient, RequestOptions } from "../../kube/client.ts";
 import { ApiError, isAlreadyExists, isNotFound, isRetryable, RequestTimeoutError } from "../../kube/errors.ts";
+import { FencedError } from "../../kube/fence.ts";
 import { PODS, resourcePath } from "../../kube/resources.ts";
 import type { WritePacer, WriteResponse } from "../../ratelimit/pacer.ts";
 import type { Expectations } from "./expectations.ts";
@@ -61,7 +62,7 @@ export interface ActOptions {
   podUids: ReadonlyMap<string, string | undefined>;
   signal: AbortSignal;
   logger: Logger;
-  /** Whether this replica may still write (its Lease is fresh); checked right before each write. */
+  /** Whether this replica may still write (its Lease is fresh): asked as the pacer releases each write, and again as it is sent (its fence). */
   mayWrite?: () => boolean;
 }
 
@@ -91,6 +92,8 @@ export async function executeWrites(opts: ActOptions): Promise<WaveWriteResult> 
         });
         return skipped ? "skipped" : "done";
       } catch (err) {
+        // The Lease went stale while the write waited for a connection: as if skipped here.
+        if (err instanceof FencedError) return "skipped";
         if (!retryable(err) || attempt >= MAX_WRITE_ATTEMPTS || signal.aborted) throw err;
       }
     }
@@ -112,7 +115,8 @@ export async function executeWrites(opts: ActOptions): Promise<WaveWriteResult> 
   }): Promise<void> => {
     w.expect();
     try {
-      const result = await send(() => client.request(w.request), w.skip, w.retryable);
+      const request = opts.mayWrite ? { ...w.request, fence: opts.mayWrite } : w.request;
+      const result = await send(() => client.request(request), w.skip, w.retryable);
       if (result === "done") return w.written();
       w.drop();
       outcome.failed++;
