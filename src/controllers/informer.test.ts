@@ -1,7 +1,7 @@
 import { pino } from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { KubeResponse, Query, RequestOptions, WatchEvent } from "../kube/client.ts";
-import { ApiError } from "../kube/errors.ts";
+import { ApiError, WatchIdleError } from "../kube/errors.ts";
 import { ERROR_BACKOFF_INITIAL_MS, Informer, LIST_PAGE_SIZE, METADATA_ONLY_ACCEPT, dropManagedFields, objectKey } from "./informer.ts";
 import type { InformerOptions, ObjectWithMeta } from "./informer.ts";
 
@@ -293,6 +293,28 @@ describe("Informer", () => {
     expect(api.watches).toHaveLength(2);
     expect(api.lastWatch.query.resourceVersion).toBe("500");
     expect(api.lists).toHaveLength(1);
+    await stop();
+  });
+
+  it("resumes a watch that fell silent from its last resourceVersion, at once and without relisting, and replays what it held back", async () => {
+    const api = new FakeApi();
+    api.put("a");
+    const { informer, seen, stop } = startInformer(api);
+    await informer.waitForSync();
+    await settle();
+    api.lastWatch.push("MODIFIED", api.put("a", "node-b"));
+    await settle();
+    // The stream stalls: the next change never reaches it, and the client cuts it for silence.
+    const missed = api.put("b");
+    api.lastWatch.fail(new WatchIdleError(PATH, 180_000));
+    await settle();
+    expect(api.lists).toHaveLength(1);
+    expect(api.watches).toHaveLength(2);
+    expect(api.lastWatch.query.resourceVersion).toBe("102");
+    api.lastWatch.push("ADDED", missed);
+    await settle();
+    expect(seen.adds).toEqual(["a@101", "b@103"]);
+    expect(names(informer.list())).toEqual(["a", "b"]);
     await stop();
   });
 

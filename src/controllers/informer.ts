@@ -1,11 +1,12 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { KubeClient, Query, WatchEvent } from "../kube/client.ts";
-import { ApiError, isGone } from "../kube/errors.ts";
+import { ApiError, WatchIdleError, isGone } from "../kube/errors.ts";
 
 // An informer keeps a read-only cache of one resource type in step with the API server:
 // a paginated list, then a watch from the list's resourceVersion, resumed after the server's
-// watch timeout, relisted on 410 Gone and periodically, and restarted with backoff after errors.
+// watch timeout or once it falls silent, relisted on 410 Gone and periodically, and restarted with
+// backoff after errors.
 // Handlers only learn that something changed; they enqueue keys and never act themselves.
 
 /** Objects per list page; large lists in one response cost the API server and our heap alike. */
@@ -177,6 +178,11 @@ export class Informer<T extends ObjectWithMeta> {
         if (err instanceof RelistNeeded || isGone(err)) {
           log.info({ resourceVersion: this.#resourceVersion }, "watch expired (410 Gone); relisting");
           needList = true;
+          continue;
+        }
+        if (err instanceof WatchIdleError) {
+          // Stalled, not refused: resuming from our resourceVersion replays what the stall held back.
+          log.warn({ resourceVersion: this.#resourceVersion, idleSeconds: Math.round(err.idleMs / 1000) }, "watch silent past its bookmarks; resuming it");
           continue;
         }
         const wait = backoff * (1 + Math.random());

@@ -24,6 +24,22 @@ describe("Expectations", () => {
     expect(e.pending("ns/a").creates).toEqual(new Set([2]));
   });
 
+  it("says when the oldest pending write expires, so a reconcile waiting on a lost event still runs", () => {
+    let now = 1_000;
+    const e = new Expectations(() => now);
+    expect(e.expiresInMs("ns/a")).toBeUndefined();
+    e.expectDelete("ns/a", "a-9");
+    now = 3_000;
+    e.expectCreate("ns/a", 1);
+    expect(e.expiresInMs("ns/a")).toBe(EXPECTATION_TTL_MS - 2_000);
+    e.observeDelete("ns/a", "a-9");
+    expect(e.expiresInMs("ns/a")).toBe(EXPECTATION_TTL_MS);
+    now += EXPECTATION_TTL_MS + 1;
+    expect(e.expiresInMs("ns/a")).toBe(0);
+    e.observeCreate("ns/a", 1);
+    expect(e.expiresInMs("ns/a")).toBeUndefined();
+  });
+
   it("forgets a rollout entirely", () => {
     const e = new Expectations(() => 0);
     e.expectCreate("ns/a", 1);

@@ -52,6 +52,19 @@ export class Expectations {
     return { creates: new Set(e.creates.keys()), deletes: new Set(e.deletes.keys()) };
   }
 
+  /**
+   * How long until the oldest pending write passes its TTL, or undefined with none pending. A
+   * reconcile waiting on the cache requeues by then: with the event lost, nothing else would wake it.
+   */
+  expiresInMs(key: string): number | undefined {
+    const e = this.#byRollout.get(key);
+    if (!e) return undefined;
+    let oldest = Infinity;
+    for (const since of e.creates.values()) oldest = Math.min(oldest, since);
+    for (const since of e.deletes.values()) oldest = Math.min(oldest, since);
+    return oldest === Infinity ? undefined : Math.max(0, oldest + EXPECTATION_TTL_MS - this.#now());
+  }
+
   forget(key: string): void {
     this.#byRollout.delete(key);
   }

@@ -8,7 +8,7 @@ import { RetryAfterGate } from "../../ratelimit/retry-after.ts";
 import { LOSS_MIN_PAUSE_MS } from "../../ratelimit/sizer/index.ts";
 import { MAX_WRITE_ATTEMPTS } from "./act.ts";
 import { EventReason, StallReason } from "./conditions.ts";
-import { Expectations } from "./expectations.ts";
+import { EXPECTATION_TTL_MS, Expectations } from "./expectations.ts";
 import { BY_ROLLOUT, slimPod, type CachedPod } from "./pod-cache.ts";
 import { podEventHandlers } from "./pod-events.ts";
 import { BatchRolloutReconciler, STATUS_PROGRESS_INTERVAL_MS, type RawRollout } from "./reconciler.ts";
@@ -182,6 +182,20 @@ describe("BatchRolloutReconciler", () => {
     await reconcile(); // the cache still shows no pod: the four creates are expected, so only two remain
     await reconcile();
     expect(cluster.createdNames()).toEqual(["sim-0", "sim-1", "sim-2", "sim-3", "sim-4", "sim-5"]);
+  });
+
+  it("requeues itself by the time its writes' expectations expire, when the cache never shows them", async () => {
+    const { cluster, clock, reconcile } = setup({ replicas: 4, ...fixed(4) });
+    await reconcile();
+    // The pod events are lost: nothing will enqueue the rollout again, so the reconcile must, once
+    // its status is written and nothing else is due.
+    clock.now += STATUS_PROGRESS_INTERVAL_MS;
+    await reconcile();
+    clock.now += 60_000;
+    const waiting = await reconcile();
+    expect(cluster.createdNames()).toHaveLength(4);
+    expect(waiting.requeueAfterMs).toBeGreaterThan(0);
+    expect(waiting.requeueAfterMs).toBeLessThanOrEqual(EXPECTATION_TTL_MS);
   });
 
   it("drives a rollout to Ready, creating each ordinal exactly once", async () => {

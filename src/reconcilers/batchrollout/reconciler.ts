@@ -119,7 +119,7 @@ export class BatchRolloutReconciler {
     );
     if (acted.plan.removeFinalizer) await this.#setFinalizer(observed.rollout, false);
     if (acted.writeFailure) throw acted.writeFailure;
-    const requeueAfterMs = minDefined(acted.plan.requeueAfterMs, againInMs);
+    const requeueAfterMs = minDefined(minDefined(acted.plan.requeueAfterMs, againInMs), this.#deps.expectations.expiresInMs(key));
     return requeueAfterMs !== undefined ? { requeueAfterMs } : {};
   };
 
