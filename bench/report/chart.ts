@@ -24,9 +24,10 @@ export interface Panel {
   markers?: { x: number; label: string }[];
 }
 
-/** Okabe–Ito colours minus yellow (unreadable on white) and black (kept for the emphasised series), then greys. */
-const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#777777", "#8C564B", "#BBBBBB"];
+/** Okabe–Ito colours minus yellow (unreadable on white), black (the emphasised series) and vermillion (the reference line), then greys. */
+const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#777777", "#8C564B", "#BBBBBB"];
 const EMPHASIS_COLOUR = "#000000";
+const REFERENCE_COLOUR = "#D55E00";
 const WIDTH = 900;
 const PANEL_HEIGHT = 320;
 const MARGIN = { left: 70, right: 20, top: 36, bottom: 46 };
@@ -71,8 +72,8 @@ function panel(p: Panel, top: number, colours: Map<string, string>): string[] {
   out.push(text(MARGIN.left + plotW / 2, sy(0) + 38, p.xLabel, { "text-anchor": "middle" }));
   out.push(text(18, sy(yTop / 2), p.yLabel, { "text-anchor": "middle", transform: `rotate(-90 18 ${sy(yTop / 2)})` }));
   if (p.reference) {
-    out.push(el("line", { x1: MARGIN.left, x2: WIDTH - MARGIN.right, y1: sy(p.reference.y), y2: sy(p.reference.y), stroke: "#D55E00", "stroke-dasharray": "6 4" }));
-    out.push(text(WIDTH - MARGIN.right - 4, sy(p.reference.y) - 5, p.reference.label, { "text-anchor": "end", fill: "#D55E00" }));
+    out.push(el("line", { x1: MARGIN.left, x2: WIDTH - MARGIN.right, y1: sy(p.reference.y), y2: sy(p.reference.y), stroke: REFERENCE_COLOUR, "stroke-dasharray": "6 4" }));
+    out.push(text(WIDTH - MARGIN.right - 4, sy(p.reference.y) - 5, p.reference.label, { "text-anchor": "end", fill: REFERENCE_COLOUR }));
   }
   for (const m of p.markers ?? []) {
     out.push(el("line", { x1: sx(m.x), x2: sx(m.x), y1: sy(0), y2: sy(yTop), stroke: "#444", "stroke-dasharray": "3 3" }));

@@ -9,7 +9,8 @@ import { ORACLE_METHOD_ID, type LevelResult } from "./matrix.ts";
 const X_LABEL = "control-plane CPU (cores; unlimited at the machine's core count; a level with APF shares s at CPU × s/100)";
 /** kube-apiserver's default nominalConcurrencyShares for workload-low: a level's shares scale its x by shares / this. */
 const DEFAULT_SHARES = 100;
-const isProduct = (id: string) => id === "batchrollout" || id === "stressor";
+/** BatchRollout with defaults is drawn in the emphasis colour; the stressor (BatchRollout beside a second writer) in its own. */
+const isProduct = (id: string) => id === "batchrollout";
 
 /** Where a level sits on the x axis: its CPUs (the machine's cores when unlimited), scaled by its APF shares if set. */
 export function levelX(level: LevelResult, cores: number): number {

@@ -96,4 +96,13 @@ describe("the matrix chart", () => {
     expect(svg).toContain("bystander alone (no writer)");
     expect((svg.match(/<circle/g) ?? []).length).toBe(2 * 2 + 2 * 2 + 2);
   });
+
+  it("gives BatchRollout and the stressor colours of their own", () => {
+    const levels = [level("1", 1, [method("batchrollout", 70), method("stressor", 90)], 12)];
+    const svg = matrixChart("t", levels, 2);
+    const legendColour = (label: string) => new RegExp(`stroke="(#[0-9A-Fa-f]{3,6})" stroke-width="3"/><text[^>]*>${label}<`).exec(svg)?.[1];
+    expect(legendColour("batchrollout")).toBeDefined();
+    expect(legendColour("stressor")).toBeDefined();
+    expect(legendColour("stressor")).not.toBe(legendColour("batchrollout"));
+  });
 });
