@@ -4,6 +4,7 @@ import { FINALIZER, LABEL_ORDINAL, type BatchRolloutStatus } from "../../api/bat
 import type { ReconcileContext } from "../../controllers/controller.ts";
 import type { KubeResponse, RequestOptions } from "../../kube/client.ts";
 import { ApiError } from "../../kube/errors.ts";
+import { FencedError } from "../../kube/fence.ts";
 import { RetryAfterGate } from "../../ratelimit/retry-after.ts";
 import { LOSS_MIN_PAUSE_MS } from "../../ratelimit/sizer/index.ts";
 import { MAX_WRITE_ATTEMPTS } from "./act.ts";
@@ -54,6 +55,8 @@ class FakeCluster {
 
   readonly client = {
     request: async (req: RequestOptions) => {
+      // As KubeClient does: a write whose fence says no is never sent.
+      if (req.fence?.() === false) throw new FencedError(req.method, req.path);
       this.requests.push(req);
       await Promise.resolve();
       if (req.method === "POST" && req.path === POD_PATH) return this.#create(req.body as Record<string, unknown>);
@@ -144,7 +147,7 @@ class FakeCluster {
   }
 }
 
-function setup(spec: Record<string, unknown>) {
+function setup(spec: Record<string, unknown>, mayWrite?: () => boolean) {
   const cluster = new FakeCluster(spec);
   // The reconciler's clock, moved by the test; the pacer still spaces writes in real time.
   const clock = { now: Date.now() };
@@ -157,6 +160,7 @@ function setup(spec: Record<string, unknown>) {
     gate: new RetryAfterGate(),
     logger: pino({ level: "silent" }),
     now: () => clock.now,
+    ...(mayWrite ? { mayWrite } : {}),
   });
   const ctx: ReconcileContext = { reconcileID: "r", logger: pino({ level: "silent" }), signal: new AbortController().signal };
   return { cluster, clock, reconcile: () => reconciler.reconcile(KEY, ctx) };
@@ -196,6 +200,23 @@ describe("BatchRolloutReconciler", () => {
     expect(cluster.createdNames()).toHaveLength(4);
     expect(waiting.requeueAfterMs).toBeGreaterThan(0);
     expect(waiting.requeueAfterMs).toBeLessThanOrEqual(EXPECTATION_TTL_MS);
+  });
+
+  it("once its Lease is stale, sends neither pod writes nor a status patch that would overwrite its successor's", async () => {
+    let leading = true;
+    const { cluster, reconcile } = setup({ replicas: 8, ...fixed(4) }, () => leading);
+    await reconcile();
+    cluster.runAll();
+    cluster.sync();
+    const patches = cluster.statusPatches;
+    const sent = cluster.requests.length;
+    leading = false;
+    // The status has news (four pods Ready) and a wave is due; neither may reach the API server, and
+    // the reconcile fails so that the controller logs it (the replica exits once its renewal notices).
+    await expect(reconcile()).rejects.toBeInstanceOf(FencedError);
+    expect(cluster.statusPatches).toBe(patches);
+    expect(cluster.requests.slice(sent).filter((r) => r.method !== "GET")).toEqual([]);
+    expect(cluster.createdNames()).toHaveLength(4);
   });
 
   it("drives a rollout to Ready, creating each ordinal exactly once", async () => {

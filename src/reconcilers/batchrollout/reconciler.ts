@@ -81,7 +81,7 @@ export class BatchRolloutReconciler {
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
     this.#now = deps.now ?? Date.now;
-    this.#status = new StatusWriter(deps.client, this.#now);
+    this.#status = new StatusWriter(deps.client, this.#now, deps.mayWrite);
   }
 
   /** For the controller: `reconcile(key, ctx)`. */

@@ -22,10 +22,13 @@ type Target = Pick<BatchRollout, "metadata">;
 export class StatusWriter {
   readonly #client: Pick<KubeClient, "request">;
   readonly #now: () => number;
+  /** Whether this replica still holds its Lease, asked as each patch is sent; absent without leader election. */
+  readonly #fence: (() => boolean) | undefined;
 
-  constructor(client: Pick<KubeClient, "request">, now: () => number) {
+  constructor(client: Pick<KubeClient, "request">, now: () => number, fence?: () => boolean) {
     this.#client = client;
     this.#now = now;
+    this.#fence = fence;
   }
 
   /**
@@ -68,6 +71,8 @@ export class StatusWriter {
         path: resourcePath(BATCHROLLOUTS, { namespace, name, subresource: "status" }),
         body: { status },
         contentType: "application/merge-patch+json",
+        // A replica that lost its Lease must not overwrite its successor's status with its own view.
+        ...(this.#fence ? { fence: this.#fence } : {}),
       });
     } catch (err) {
       if (!isNotFound(err)) throw err;
