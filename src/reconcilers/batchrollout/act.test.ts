@@ -21,6 +21,8 @@ function fakeClient(answer: (req: RequestOptions, attempt: number) => void = () 
   const attempts = new Map<string, number>();
   const client = {
     request: async (req: RequestOptions) => {
+      // As KubeClient does: a write whose fence says no as it is sent fails, and nothing is sent.
+      if (req.fence?.() === false) throw new FencedError(req.method, req.path);
       requests.push(req);
       const id = `${req.method} ${req.path} ${podNameIn(req)}`;
       const attempt = (attempts.get(id) ?? 0) + 1;
@@ -60,6 +62,7 @@ function run(opts: {
   answer?: (req: RequestOptions, attempt: number) => void;
   uids?: Map<string, string>;
   signal?: AbortSignal;
+  mayWrite?: () => boolean;
 }) {
   const { client, requests } = fakeClient(opts.answer);
   const expectations = new Expectations();
@@ -74,6 +77,7 @@ function run(opts: {
     podUids: opts.uids ?? new Map(),
     signal: opts.signal ?? new AbortController().signal,
     logger: pino({ level: "silent" }),
+    ...(opts.mayWrite ? { mayWrite: opts.mayWrite } : {}),
   });
   return { result, requests, expectations };
 }
@@ -201,55 +205,19 @@ describe("executeWrites", () => {
 
   it("sends no write once this replica may no longer write (its Lease went stale), counting them as not written", async () => {
     let leading = true;
-    const { client, requests } = fakeClient(() => {
-      leading = false;
-    });
-    const expectations = new Expectations();
-    const outcome = await executeWrites({
-      client,
-      pacer: serialPacer(),
-      expectations,
-      key: KEY,
-      rollout,
-      plan: { creates: [0, 1, 2], deletes: [] },
-      templateHash: "h1",
-      podUids: new Map(),
-      signal: new AbortController().signal,
-      logger: pino({ level: "silent" }),
-      mayWrite: () => leading,
-    });
+    const { result, requests, expectations } = run({ creates: [0, 1, 2], answer: () => void (leading = false), mayWrite: () => leading });
+    expect(await result).toMatchObject({ created: 1, failed: 2 });
     expect(requests).toHaveLength(1);
-    expect(outcome).toMatchObject({ created: 1, failed: 2 });
     expect([...expectations.pending(KEY).creates]).toEqual([0]);
   });
 
   it("hands the Lease check to the client as the write's fence, and takes a write it fenced off as not written", async () => {
-    let leading = true;
-    // As KubeClient does: the fence is asked when the request gets its connection, after the pacer's check.
-    const fences: (() => boolean)[] = [];
-    const client = {
-      request: async (req: RequestOptions) => {
-        if (req.fence) fences.push(req.fence);
-        leading = false;
-        if (req.fence?.() === false) throw new FencedError(req.method, req.path);
-        return { code: 201, headers: {}, body: undefined as never };
-      },
-    };
-    const expectations = new Expectations();
-    const outcome = await executeWrites({
-      client,
-      pacer: serialPacer(),
-      expectations,
-      key: KEY,
-      rollout,
-      plan: { creates: [0, 1], deletes: [] },
-      templateHash: "h1",
-      podUids: new Map(),
-      signal: new AbortController().signal,
-      logger: pino({ level: "silent" }),
-      mayWrite: () => leading,
-    });
-    expect(fences).toHaveLength(1);
+    // Fresh as the pacer releases each write, stale by the time the client opens its stream.
+    let asked = 0;
+    const { result, requests, expectations } = run({ creates: [0, 1], mayWrite: () => ++asked % 2 === 1 });
+    const outcome = await result;
+    expect(asked).toBe(4);
+    expect(requests).toEqual([]);
     expect(outcome).toMatchObject({ created: 0, failed: 2 });
     expect(outcome.firstFailure).toBeUndefined();
     expect(expectations.pending(KEY).creates.size).toBe(0);
