@@ -1,6 +1,6 @@
 import { execFile, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { Agent, request } from "undici";
 import { stringify } from "yaml";
@@ -328,6 +328,7 @@ async function bringUp(opts: { nodes: number }): Promise<ClusterInfo> {
   const started = Date.now();
   const binDir = await buildBinaries();
   mkdirSync(paths.state, { recursive: true });
+  writeFileSync(paths.marker, "made by cluster:up; cluster:down deletes this directory\n");
   ensureClusterPki(paths.pki);
   writeComponentConfigs();
 
@@ -392,7 +393,11 @@ async function tearDown(): Promise<void> {
     await stopProcess(name, recorded.get(name)!);
   }
   rmSync(paths.etcdData, { recursive: true, force: true });
-  rmSync(paths.state, { recursive: true, force: true });
+  if (existsSync(paths.marker) || paths.state === join(REPO_ROOT, ".cluster")) rmSync(paths.state, { recursive: true, force: true });
+  else if (existsSync(paths.state)) {
+    rmSync(paths.lock, { force: true });
+    log(`kept ${paths.state}: cluster:up did not make it (no ${basename(paths.marker)}); delete it yourself if it is only the cluster's`);
+  }
   log("down");
 }
 

@@ -1,12 +1,28 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { homedir } from "node:os";
+import { join, relative, resolve } from "node:path";
 
 // Where the local control plane keeps its state, and the loopback ports it listens on.
 // Ports sit in one block well away from the defaults so a developer's own cluster is untouched.
 
 export const REPO_ROOT = resolve(import.meta.dirname, "../..");
-export const STATE_DIR = resolve(process.env.BATCHROLLOUT_CLUSTER_DIR ?? join(REPO_ROOT, ".cluster"));
+
+/**
+ * The state directory, which cluster:down deletes: `value` (BATCHROLLOUT_CLUSTER_DIR), with an empty
+ * one taken as unset, and never the repository, a folder holding it, or the home directory. An empty
+ * value once resolved to the working directory, and cluster:down deleted a whole clone.
+ */
+export function resolveStateDir(value: string | undefined, repoRoot: string, home: string): string {
+  const dir = resolve(value || join(repoRoot, ".cluster"));
+  const fromDir = relative(dir, repoRoot);
+  if (fromDir === "" || !fromDir.startsWith("..") || dir === resolve(home)) {
+    throw new Error(`BATCHROLLOUT_CLUSTER_DIR=${value}: ${dir} cannot hold the cluster's state, which cluster:down deletes; name a directory of its own`);
+  }
+  return dir;
+}
+
+export const STATE_DIR = resolveStateDir(process.env.BATCHROLLOUT_CLUSTER_DIR, REPO_ROOT, homedir());
 
 /** Shifts every port, so two clusters (two clones, say) can run side by side. */
 const PORT_OFFSET = Number(process.env.BATCHROLLOUT_PORT_OFFSET ?? 0);
@@ -34,6 +50,8 @@ export const OPERATOR_SERVICE_ACCOUNT = "batchrollout";
 
 export const paths = {
   state: STATE_DIR,
+  /** Written by cluster:up: cluster:down deletes only a state directory that carries it (or the default one). */
+  marker: join(STATE_DIR, ".batchrollout-cluster"),
   pki: join(STATE_DIR, "pki"),
   logs: join(STATE_DIR, "logs"),
   pids: join(STATE_DIR, "pids"),
