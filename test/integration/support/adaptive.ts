@@ -225,10 +225,16 @@ export class StatusRecorder {
     tick();
   }
 
+  /**
+   * Stops polling after one last sample, so a state reached since the previous one is recorded: two
+   * rollouts that turn Ready within one poll interval were once seen Ready by waitForReady only.
+   */
   async stop(): Promise<void> {
+    if (this.#stopped) return;
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     await this.#polling;
+    await this.#poll();
   }
 
   onSample(listener: (name: string, sample: StatusSample) => void): void {
